@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aep_provider.aep.results import BatchResult
+
 
 class AEPError(Exception):
     """Base class for every error this provider raises about AEP or IMS."""
+
+    #: Set when the error ended a ``send_batch`` after some messages were already accepted:
+    #: the per-message results known so far (the rest RETRYABLE), so nothing accepted is resent.
+    partial: BatchResult | None = None
 
 
 class AEPConfigError(AEPError):

@@ -1,0 +1,252 @@
+"""Adobe IMS OAuth Server-to-Server tokens, and the two simpler auth modes (static token, none)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import requests
+
+from aep_provider.aep.errors import AEPAuthError, AEPConfigError, AEPUnavailableError
+from aep_provider.aep.retry import Deadline, RetryBudget, RetryPolicy, is_retryable_status, parse_retry_after
+from aep_provider.aep.transport import DEFAULT_TIMEOUT, build_session, describe_exception, normalize_base_url, redact
+
+log = logging.getLogger(__name__)
+
+DEFAULT_IMS_URL = "https://ims-na1.adobelogin.com"
+TOKEN_PATH = "/ims/token/v3"
+#: The scopes Adobe's own Kafka sink asks for when it writes to AEP.
+DEFAULT_SCOPES = "openid,AdobeID,read_organizations,additional_info.projectedProductContext,session"
+#: Renew this long before expiry at most; short-lived tokens renew at 10 % of their life instead.
+RENEWAL_MARGIN_SECONDS = 300.0
+#: Assumed life when IMS omits ``expires_in`` (the inlet's 401 renews it earlier if need be).
+FALLBACK_EXPIRES_IN = 3600.0
+
+
+class TokenProvider(Protocol):
+    """What the inlet client needs from an auth mode."""
+
+    #: whether :meth:`invalidate` can lead to a different token (a 401 is then worth one retry).
+    renewable: bool
+
+    def get_token(self, deadline: Deadline | None = None) -> str | None: ...
+
+    def invalidate(self, token: str | None) -> None: ...
+
+
+class NoAuth:
+    """Inlets created with authentication off: no ``Authorization`` header at all."""
+
+    renewable = False
+    mode = "none"
+
+    def get_token(self, deadline: Deadline | None = None) -> str | None:
+        return None
+
+    def invalidate(self, token: str | None) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return "NoAuth()"
+
+
+class StaticToken:
+    """
+    An access token pasted from the Adobe Developer Console; it cannot be renewed.
+
+    :param token: the bearer token.
+    """
+
+    renewable = False
+    mode = "token"
+
+    def __init__(self, token: str) -> None:
+        if not token:
+            raise AEPConfigError("auth 'token' needs an access token: set the 'access_token' extra.")
+        self._token = token
+
+    def get_token(self, deadline: Deadline | None = None) -> str | None:
+        return self._token
+
+    def invalidate(self, token: str | None) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return "StaticToken(token=***)"
+
+
+class IMSTokenProvider:
+    """
+    Client-credentials tokens from ``POST {ims_url}/ims/token/v3``, cached for their life.
+
+    One fetch at a time: concurrent callers wait on the lock and then reuse the new token, so
+    a burst of 401s from many threads mints one token, not one each.
+
+    :param client_id: OAuth Server-to-Server client id.
+    :param client_secret: its secret (never logged).
+    :param ims_url: IMS base URL.
+    :param scopes: comma-separated scopes.
+    :param timeout: (connect, read) seconds per request.
+    :param retry: retry budget for IMS 429/5xx/connection errors.
+    :param session: HTTP session to use (a private pooled one by default).
+    :param on_token: called with each newly minted token (e.g. to register it with a log masker).
+    """
+
+    renewable = True
+    mode = "oauth"
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        ims_url: str = DEFAULT_IMS_URL,
+        scopes: str = DEFAULT_SCOPES,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+        on_token: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not client_id:
+            raise AEPConfigError("auth 'oauth' needs a client id: set the connection's login (Client ID).")
+        if not client_secret:
+            raise AEPConfigError("auth 'oauth' needs a client secret: set the connection's password (Client secret).")
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self.token_url = normalize_base_url(ims_url, what="IMS URL", default=DEFAULT_IMS_URL) + TOKEN_PATH
+        self.scopes = ",".join(s.strip() for s in (scopes or DEFAULT_SCOPES).split(",") if s.strip())
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self._session = session or build_session(pool_size=2)
+        self._on_token = on_token
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._renew_at = 0.0
+        #: how many tokens this provider minted (for tests and run summaries).
+        self.fetches = 0
+
+    def __repr__(self) -> str:
+        return f"IMSTokenProvider(token_url={self.token_url!r}, client_id={self.client_id!r}, client_secret=***)"
+
+    def get_token(self, deadline: Deadline | None = None) -> str:
+        """A valid token: the cached one, or a new one when it is missing or near expiry."""
+        token = self._token
+        if token is not None and self._clock() < self._renew_at:
+            return token
+        timeout = -1 if deadline is None else max(deadline.remaining(), 0.001)
+        if not self._lock.acquire(timeout=timeout):
+            raise AEPUnavailableError(
+                f"Timed out waiting for another thread's token request to {self.token_url}."
+            )
+        try:
+            # Another thread may have renewed it while this one waited.
+            if self._token is not None and self._clock() < self._renew_at:
+                return self._token
+            return self._fetch(deadline)
+        finally:
+            self._lock.release()
+
+    def invalidate(self, token: str | None) -> None:
+        """Forget ``token`` if it is still the cached one (the inlet refused it)."""
+        with self._lock:
+            if token is not None and token == self._token:
+                self._token = None
+                self._renew_at = 0.0
+
+    def _fetch(self, deadline: Deadline | None) -> str:
+        seconds = self.retry.deadline_seconds
+        if deadline is not None:
+            seconds = min(seconds, deadline.remaining())
+        if seconds <= 0:
+            raise AEPUnavailableError(f"No time left in the deadline to request a token from {self.token_url}.")
+        budget = RetryBudget(
+            RetryPolicy(seconds, self.retry.max_attempts, self.retry.backoff_base_seconds, self.retry.backoff_max_seconds),
+            clock=self._clock,
+            sleep=self._sleep,
+        )
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self.client_id,
+            "client_secret": self._client_secret,
+            "scope": self.scopes,
+        }
+        last = "no attempt made"
+        while True:
+            budget.start_attempt()
+            remaining = budget.deadline.remaining()
+            timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
+            retry_after = None
+            try:
+                # A dict body makes requests form-encode every value (secrets hold & + =).
+                response = self._session.post(
+                    self.token_url, data=form, headers={"Accept": "application/json"}, timeout=timeout
+                )
+            except requests.RequestException as exc:
+                last = describe_exception(exc, [self._client_secret])
+            else:
+                if response.status_code == 200:
+                    return self._accept(response)
+                if not is_retryable_status(response.status_code):
+                    self._refuse(response)
+                last = f"HTTP {response.status_code}"
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            log.warning("Token request to %s failed (%s); attempt %d", self.token_url, last, budget.attempts)
+            if not budget.wait_before_retry(retry_after):
+                raise AEPUnavailableError(
+                    f"Adobe IMS at {self.token_url} did not issue a token after {budget.attempts} attempt(s) "
+                    f"in {budget.deadline.elapsed():.1f}s (last: {last}). Check that the IMS URL is reachable "
+                    "from this worker, or retry later."
+                )
+
+    def _accept(self, response: requests.Response) -> str:
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        token = payload.get("access_token") if isinstance(payload, dict) else None
+        if not token or not isinstance(token, str):
+            raise AEPConfigError(
+                f"{self.token_url} answered 200 without an access_token: check that the IMS URL points at "
+                "Adobe IMS (default https://ims-na1.adobelogin.com)."
+            )
+        try:
+            life = float(payload.get("expires_in", FALLBACK_EXPIRES_IN))
+        except (TypeError, ValueError):
+            life = FALLBACK_EXPIRES_IN
+        margin = min(RENEWAL_MARGIN_SECONDS, 0.1 * life)
+        if self._on_token is not None:
+            self._on_token(token)
+        self._token = token
+        self._renew_at = self._clock() + max(life - margin, 0.0)
+        self.fetches += 1
+        log.info("Obtained an IMS access token from %s (expires in %.0fs)", self.token_url, life)
+        return token
+
+    def _refuse(self, response: requests.Response) -> None:
+        status = response.status_code
+        detail = ""
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict):
+            error = payload.get("error") or payload.get("error_code") or ""
+            description = payload.get("error_description") or payload.get("message") or ""
+            detail = redact(f"{error}: {description}".strip(": "), [self._client_secret])[:300]
+        if status in (400, 401, 403):
+            raise AEPAuthError(
+                f"Adobe IMS at {self.token_url} refused the credentials (HTTP {status}"
+                f"{', ' + detail if detail else ''}). Check the connection's Client ID (login), Client secret "
+                "(password) and scopes against the OAuth Server-to-Server credential in the Adobe Developer Console."
+            )
+        raise AEPConfigError(
+            f"Adobe IMS at {self.token_url} answered HTTP {status}{' (' + detail + ')' if detail else ''}: check "
+            "the IMS URL (default https://ims-na1.adobelogin.com)."
+        )

@@ -1,0 +1,365 @@
+"""The DCS streaming inlet client: batches with per-message results, retries, size guard, rate limit."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import requests
+
+from aep_provider.aep.batch_response import parse_batch_response
+from aep_provider.aep.errors import AEPAuthError, AEPConfigError, AEPError, AEPRequestError, AEPUnavailableError
+from aep_provider.aep.ims import NoAuth, TokenProvider
+from aep_provider.aep.ratelimit import RateLimiter
+from aep_provider.aep.results import MAX_REQUEST_BYTES, BatchResult, MessageResult, Outcome, batch_body_size
+from aep_provider.aep.retry import RetryBudget, RetryPolicy, is_retryable_status, parse_retry_after
+from aep_provider.aep.transport import (
+    DEFAULT_TIMEOUT,
+    build_session,
+    describe_exception,
+    normalize_base_url,
+    redact,
+    safe_url,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INLET_URL = "https://dcs.adobedc.net"
+DEFAULT_SANDBOX = "prod"
+
+_ALONE_TOO_BIG = (
+    "message is {size:,} bytes: alone it makes a request body over AEP's limit of {limit:,} bytes, so it was "
+    "not sent. Shrink the record (AEP recommends under 10 KB) or route it elsewhere."
+)
+
+
+def build_batch_body(messages: Sequence[bytes]) -> bytes:
+    """``{"messages":[m1,m2,...]}`` by joining the already-encoded messages (no re-encoding)."""
+    return b'{"messages":[' + b",".join(messages) + b"]}"
+
+
+class _Call:
+    """Book-keeping for one public call: budget, counters, the one allowed token renewal."""
+
+    def __init__(self, budget: RetryBudget, result: BatchResult) -> None:
+        self.budget = budget
+        self.result = result
+        self.renewed = False
+        self.last = "no attempt made"
+        self.last_status: int | None = None
+
+
+class InletClient:
+    """
+    Sends messages to one AEP streaming inlet. Thread-safe: several batches may be in flight.
+
+    :param inlet_id: the streaming inlet (connection) id.
+    :param inlet_url: DCS base URL (the ``inletUrl`` Flow Service gave, without the path).
+    :param auth: token provider (:class:`~aep_provider.aep.ims.IMSTokenProvider`,
+        :class:`~aep_provider.aep.ims.StaticToken` or :class:`~aep_provider.aep.ims.NoAuth`).
+    :param client_id: sent as ``x-api-key``.
+    :param ims_org_id: sent as ``x-gw-ims-org-id`` (``...@AdobeOrg``).
+    :param sandbox_name: sent lower-cased as ``x-sandbox-name``.
+    :param flow_id: sent as ``x-adobe-flow-id`` when set.
+    :param timeout: (connect, read) seconds per request; also capped by the remaining deadline.
+    :param verify: TLS verification (True, False or a CA bundle path).
+    :param proxy: proxy URL, or None.
+    :param retry: deadline and attempt limits of one call.
+    :param rate_limiter: requests/messages per second limits; ``RateLimiter(None, None)`` turns them off.
+    :param pool_size: pooled connections; size it to the number of threads sending at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        inlet_id: str,
+        inlet_url: str = DEFAULT_INLET_URL,
+        auth: TokenProvider | None = None,
+        client_id: str | None = None,
+        ims_org_id: str | None = None,
+        sandbox_name: str | None = DEFAULT_SANDBOX,
+        flow_id: str | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        verify: bool | str = True,
+        proxy: str | None = None,
+        retry: RetryPolicy | None = None,
+        rate_limiter: RateLimiter | None = None,
+        pool_size: int = 10,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not inlet_id or not str(inlet_id).strip():
+            raise AEPConfigError("No streaming inlet id given: set the connection's 'inlet_id' extra.")
+        self.inlet_id = str(inlet_id).strip()
+        self.base_url = normalize_base_url(inlet_url, what="Inlet URL", default=DEFAULT_INLET_URL)
+        self.batch_url = f"{self.base_url}/collection/batch/{self.inlet_id}"
+        self.single_url = f"{self.base_url}/collection/{self.inlet_id}"
+        self.auth: TokenProvider = auth or NoAuth()
+        self.client_id = client_id or None
+        self.ims_org_id = ims_org_id or None
+        self.sandbox_name = (sandbox_name or DEFAULT_SANDBOX).strip().lower()
+        self.flow_id = flow_id or None
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.rate_limiter = rate_limiter if rate_limiter is not None else RateLimiter()
+        self._session = session or build_session(pool_size=pool_size, verify=verify, proxy=proxy)
+        self._proxy = proxy
+        self._clock = clock
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return (
+            f"InletClient(batch_url={self.batch_url!r}, auth={self.auth!r}, ims_org_id={self.ims_org_id!r}, "
+            f"sandbox_name={self.sandbox_name!r})"
+        )
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._session.close()
+
+    # -- public calls -------------------------------------------------------------------------
+
+    def send_batch(self, messages: Sequence[bytes]) -> BatchResult:
+        """
+        Send ``messages`` (each one UTF-8 JSON object, already encoded) in one batch request.
+
+        Returns one :class:`MessageResult` per message, by position. Entries AEP answers with
+        429/5xx are re-sent alone (accepted ones never are) until the retry budget runs out.
+
+        :raises AEPConfigError: the body would exceed ``MAX_REQUEST_BYTES``; split the batch.
+        :raises AEPAuthError: credentials refused, or 401/403 again after one token renewal.
+        :raises AEPRequestError: the whole request was refused (400, 413, 501, other 4xx).
+        :raises AEPUnavailableError: 429/5xx/connection errors/timeouts past the retry budget
+            before any message got an answer.
+        """
+        results: list[MessageResult | None] = [None] * len(messages)
+        pending: list[int] = []
+        for index, message in enumerate(messages):
+            if not isinstance(message, (bytes, bytearray, memoryview)):
+                raise AEPConfigError(
+                    f"message {index} is {type(message).__name__}, not bytes: encode each message as UTF-8 JSON."
+                )
+            if batch_body_size(len(message), 1) > MAX_REQUEST_BYTES:
+                results[index] = MessageResult(
+                    Outcome.REJECTED, 413, _ALONE_TOO_BIG.format(size=len(message), limit=MAX_REQUEST_BYTES)
+                )
+            else:
+                pending.append(index)
+        size = batch_body_size(sum(len(messages[i]) for i in pending), len(pending))
+        if size > MAX_REQUEST_BYTES:
+            raise AEPConfigError(
+                f"A batch of {len(pending)} messages makes a {size:,}-byte body, over AEP's {MAX_REQUEST_BYTES:,}-byte "
+                f"limit for {self.batch_url}: split it into smaller batches (see results.batch_body_size)."
+            )
+        call = self._new_call(BatchResult(results=[]))
+        answered = False  # whether any 207 came back (then nothing may be raised away)
+        while pending:
+            body = build_batch_body([bytes(messages[i]) for i in pending])
+            try:
+                response = self._post(self.batch_url, body, len(pending), call)
+                entries, batch_id = parse_batch_response(self._json(response), len(pending), url=self.batch_url)
+            except AEPUnavailableError:
+                if not answered:
+                    raise
+                # Some messages already have an answer: report the rest as RETRYABLE, lose nothing.
+                status = call.last_status
+                for i in pending:
+                    results[i] = MessageResult(Outcome.RETRYABLE, status, f"retry budget exhausted: {call.last}")
+                break
+            except AEPError as exc:
+                if any(r is not None and r.accepted for r in results):
+                    exc.partial = self._finish(results, call)  # type: ignore[attr-defined]
+                raise
+            answered = True
+            if batch_id:
+                call.result.batch_ids.append(batch_id)
+            retry_now: list[int] = []
+            for i, entry in zip(pending, entries):
+                if entry.outcome is Outcome.RETRYABLE:
+                    if entry.status == 429:
+                        call.result.throttled += 1
+                    retry_now.append(i)
+                results[i] = entry
+            pending = retry_now
+            if pending:
+                call.last = f"{len(pending)} entries answered {sorted({results[i].status for i in pending})}"
+                log.warning("%s: %d of the batch's entries failed retryably; re-sending them", self.batch_url, len(pending))
+                if not call.budget.wait_before_retry():
+                    break  # their RETRYABLE results stay in place
+        return self._finish(results, call)
+
+    def send_one(self, message: bytes, *, sync_validation: bool = False) -> BatchResult:
+        """
+        Send one message to the single-message endpoint; a 400 answer rejects it (not retried).
+
+        :param message: one UTF-8 JSON object, encoded.
+        :param sync_validation: ask AEP to validate against the schema (``?syncValidation=true``,
+            at most 60 requests/minute per inlet, not in every region: 501).
+        :return: a :class:`BatchResult` with one entry.
+        """
+        if len(message) > MAX_REQUEST_BYTES:
+            return BatchResult(
+                results=[MessageResult(Outcome.REJECTED, 413, _ALONE_TOO_BIG.format(size=len(message), limit=MAX_REQUEST_BYTES))]
+            )
+        call = self._new_call(BatchResult(results=[]))
+        params = {"syncValidation": "true"} if sync_validation else None
+        try:
+            response = self._post(self.single_url, bytes(message), 1, call, params=params)
+        except AEPRequestError as exc:
+            if exc.status != 400:
+                raise
+            call.result.results = [MessageResult(Outcome.REJECTED, 400, str(exc))]
+            return call.result
+        payload = self._json(response)
+        xaction = payload.get("xactionId") if isinstance(payload, dict) else None
+        call.result.results = [MessageResult(Outcome.ACCEPTED, None, None, str(xaction) if xaction else None)]
+        return call.result
+
+    def check(self) -> str:
+        """
+        Prove reachability and authorisation without ingesting anything.
+
+        Posts an empty batch (``{"messages":[]}``): there is nothing in it to ingest, and a
+        207 or a 400 means the inlet exists and accepted the token. 401/403/404 and
+        network errors raise.
+
+        :return: a short description of what answered.
+        """
+        call = self._new_call(BatchResult(results=[]))
+        try:
+            response = self._post(self.batch_url, build_batch_body([]), 0, call)
+        except AEPRequestError as exc:
+            if exc.status == 400:
+                return f"inlet {self.batch_url} reachable and authorised (HTTP 400 to an empty batch)"
+            raise
+        return f"inlet {self.batch_url} reachable and authorised (HTTP {response.status_code})"
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _new_call(self, result: BatchResult) -> _Call:
+        return _Call(RetryBudget(self.retry, clock=self._clock, sleep=self._sleep), result)
+
+    def _finish(self, results: list[MessageResult | None], call: _Call) -> BatchResult:
+        call.result.results = [r if r is not None else MessageResult(Outcome.RETRYABLE) for r in results]
+        call.result.retries = call.budget.retries
+        return call.result
+
+    def _headers(self, token: str | None) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if self.client_id:
+            headers["x-api-key"] = self.client_id
+        if self.ims_org_id:
+            headers["x-gw-ims-org-id"] = self.ims_org_id
+        if self.sandbox_name:
+            headers["x-sandbox-name"] = self.sandbox_name
+        if self.flow_id:
+            headers["x-adobe-flow-id"] = self.flow_id
+        return headers
+
+    def _post(
+        self, url: str, body: bytes, n_messages: int, call: _Call, *, params: dict[str, str] | None = None
+    ) -> requests.Response:
+        """POST until a 2xx answer; raise the right :class:`AEPError` for anything final."""
+        budget = call.budget
+        while True:
+            budget.start_attempt()
+            if self.rate_limiter.enabled:
+                self.rate_limiter.acquire(n_messages)
+            token = self.auth.get_token(budget.deadline)
+            remaining = max(budget.deadline.remaining(), 0.001)
+            timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
+            retry_after: float | None = None
+            call.result.requests += 1
+            call.result.bytes_sent += len(body)
+            try:
+                response = self._session.post(url, data=body, params=params, headers=self._headers(token), timeout=timeout)
+            except requests.RequestException as exc:
+                call.last = describe_exception(exc, [token, self._proxy])
+                call.last_status = None
+                log.warning("POST %s failed: %s (attempt %d)", url, call.last, budget.attempts)
+            else:
+                status = response.status_code
+                log.debug("POST %s: HTTP %d (%d messages, %d bytes)", url, status, n_messages, len(body))
+                if 200 <= status < 300:
+                    return response
+                call.last = f"HTTP {status}{self._detail(response, token)}"
+                call.last_status = status
+                if status in (401, 403):
+                    if self.auth.renewable and not call.renewed:
+                        # The token may have expired or been revoked: renew once, retry at once.
+                        call.renewed = True
+                        self.auth.invalidate(token)
+                        log.warning("POST %s: HTTP %d; renewing the access token and retrying once", url, status)
+                        continue
+                    raise AEPAuthError(self._auth_message(url, status, call))
+                if not is_retryable_status(status):
+                    raise AEPRequestError(self._request_message(url, status, call), status=status, url=url)
+                if status == 429:
+                    call.result.throttled += 1
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                log.warning("POST %s: %s (attempt %d); backing off", url, call.last, budget.attempts)
+            if not budget.wait_before_retry(retry_after):
+                raise AEPUnavailableError(
+                    f"{url} kept failing: {budget.attempts} attempt(s) in {budget.deadline.elapsed():.1f}s "
+                    f"(limits: {self.retry.max_attempts} attempts, {self.retry.deadline_seconds:g}s); last: "
+                    f"{call.last}. Check that the inlet URL is reachable from this worker; the run can be retried."
+                )
+
+    def _detail(self, response: requests.Response, token: str | None) -> str:
+        """A short reason from an AEP problem body (title + report.message), secrets redacted."""
+        try:
+            payload: Any = response.json()
+        except ValueError:
+            text = (response.text or "").strip()
+            return f" ({redact(text[:200], [token])})" if text else ""
+        if not isinstance(payload, dict):
+            return ""
+        parts = [str(payload.get("title") or "")]
+        report = payload.get("report")
+        if isinstance(report, dict) and report.get("message"):
+            parts.append(str(report["message"]))
+        elif payload.get("message"):
+            parts.append(str(payload["message"]))
+        text = ": ".join(p for p in parts if p)
+        return f" ({redact(text[:300], [token])})" if text else ""
+
+    def _auth_message(self, url: str, status: int, call: _Call) -> str:
+        mode = getattr(self.auth, "mode", "custom")
+        if mode == "none":
+            hint = "the inlet requires authentication: set auth 'oauth' with the client id and secret."
+        elif mode == "token":
+            hint = "the static access token was refused (expired?): paste a fresh one or use auth 'oauth'."
+        elif status == 403:
+            hint = (
+                "a fresh token was refused too: check the IMS org id, sandbox name and the credential's AEP "
+                "permissions, and whether an IP allow-list blocks this worker."
+            )
+        else:
+            hint = "a fresh token was refused too: check the IMS org id, sandbox name and the credential's AEP permissions."
+        return f"{url} answered {call.last}: {hint}"
+
+    def _request_message(self, url: str, status: int, call: _Call) -> str:
+        hints = {
+            400: "the request is malformed; each message must be one JSON object.",
+            404: "no such inlet: check the connection's 'inlet_id' extra and the inlet URL.",
+            413: "the request body is over AEP's limit; send smaller batches.",
+            501: "the feature (e.g. syncValidation) is not supported in this region.",
+        }
+        hint = hints.get(status, "retrying cannot fix this status.")
+        return f"{url} refused the request with {call.last}: {hint}"
+
+    def _json(self, response: requests.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            url = safe_url(response.url or "")
+            raise AEPRequestError(
+                f"{url} answered HTTP {response.status_code} with a body that is not JSON: check the inlet URL.",
+                status=response.status_code,
+                url=url,
+            ) from None

@@ -1,0 +1,56 @@
+"""Inspect and steer an emulator running in another process, over its /emulator/ HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from aep_provider.emulator.config import Fault
+
+
+class RemoteEmulator:
+    """
+    The inspection/control half of :class:`AEPEmulator`, for one started with the CLI.
+
+    :param url: the emulator's base URL, e.g. ``http://127.0.0.1:8765``.
+    :param timeout: seconds per control request.
+    """
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._session = requests.Session()
+
+    def __repr__(self) -> str:
+        return f"RemoteEmulator(url={self.url!r})"
+
+    def _call(self, method: str, action: str, **kwargs: Any) -> Any:
+        response = self._session.request(method, f"{self.url}/emulator/{action}", timeout=self.timeout, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "health")
+
+    def accepted(self, inlet_id: str | None = None) -> list[dict[str, Any]]:
+        params = {"inlet": inlet_id} if inlet_id is not None else None
+        return self._call("GET", "accepted", params=params)["messages"]
+
+    def stats(self) -> dict[str, Any]:
+        return self._call("GET", "stats")
+
+    def inject(self, fault: Fault) -> None:
+        self._call("POST", "faults", json=fault.to_dict())
+
+    def faults(self) -> list[dict[str, Any]]:
+        return self._call("GET", "faults")["faults"]
+
+    def revoke_tokens(self) -> None:
+        self._call("POST", "revoke-tokens")
+
+    def reset(self) -> None:
+        self._call("POST", "reset")
+
+    def close(self) -> None:
+        self._session.close()

@@ -1,0 +1,37 @@
+"""Plain-Python Kafka → AEP drain engine (no Airflow imports).
+
+One run drains each assigned partition from its start offset to the end offset snapshotted
+when the run began, sends records to AEP in bounded batches and commits only the contiguous
+prefix that AEP acknowledged (or that a dead-letter topic holds).
+The operator (:mod:`aep_provider.operators.kafka_to_aep`) is a thin Airflow adapter over
+:func:`~aep_provider.engine.drain.run_drain`.
+"""
+
+from __future__ import annotations
+
+from aep_provider.engine.config import DrainConfig, OnReject, consumer_config, producer_config
+from aep_provider.engine.drain import DrainEngine, Sender, run_drain
+from aep_provider.engine.errors import DrainError, KafkaSetupError, RecordRejectedError
+from aep_provider.engine.payload import KafkaRecord, record_id
+from aep_provider.engine.plan import GroupOffsetsPlanner, PartitionPlan, Planner
+from aep_provider.engine.summary import PartitionSummary, RunSummary
+
+__all__ = [
+    "DrainConfig",
+    "DrainEngine",
+    "DrainError",
+    "GroupOffsetsPlanner",
+    "KafkaRecord",
+    "KafkaSetupError",
+    "OnReject",
+    "PartitionPlan",
+    "PartitionSummary",
+    "Planner",
+    "RecordRejectedError",
+    "RunSummary",
+    "Sender",
+    "consumer_config",
+    "producer_config",
+    "record_id",
+    "run_drain",
+]

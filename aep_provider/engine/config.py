@@ -1,0 +1,169 @@
+"""Run settings and the Kafka client configurations derived from a connection's extra."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aep_provider.aep.results import MAX_REQUEST_BYTES
+
+
+class OnReject(str, enum.Enum):
+    """What to do with a rejected record when no dead-letter topic is configured."""
+
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+#: Settings the engine must own whatever the connection says: offsets are stored and
+#: committed only by the ledger, and EOF events mark the end of a partition.
+FORCED_CONSUMER_SETTINGS: dict[str, Any] = {
+    "enable.auto.commit": False,
+    "enable.auto.offset.store": False,
+    "enable.partition.eof": True,
+}
+
+#: Defaults the connection may override.
+DEFAULT_CONSUMER_SETTINGS: dict[str, Any] = {
+    "isolation.level": "read_committed",
+    "auto.offset.reset": "earliest",
+    "partition.assignment.strategy": "cooperative-sticky",
+}
+
+#: Largest record the dead-letter producer accepts locally (librdkafka's default is 1 MB).
+DLQ_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+#: Consumer-only properties dropped when the dead-letter producer reuses the connection.
+_CONSUMER_ONLY_PREFIXES = (
+    "group.",
+    "enable.auto.",
+    "auto.",
+    "fetch.",
+    "queued.",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "isolation.level",
+    "enable.partition.eof",
+    "partition.assignment.strategy",
+    "check.crcs",
+    "consume.callback.max.messages",
+    "coordinator.query.interval.ms",
+    "allow.auto.create.topics",
+)
+
+
+def consumer_config(
+    base: Mapping[str, Any], overrides: Mapping[str, Any] | None = None, *, source: str = "the Kafka connection"
+) -> dict[str, Any]:
+    """
+    Build the consumer configuration: defaults, then ``base``, then ``overrides``, then the forced settings.
+
+    :param base: the confluent-kafka settings from the connection's extra (copied, never modified).
+    :param overrides: settings merged over ``base`` (the operator's ``kafka_config_overrides``).
+    :param source: how to name the configuration in errors (e.g. "Airflow connection 'kafka_default'").
+    """
+    from aep_provider.engine.errors import KafkaSetupError
+
+    conf: dict[str, Any] = dict(DEFAULT_CONSUMER_SETTINGS)
+    conf.update(base or {})
+    conf.update(overrides or {})
+    missing = [key for key in ("bootstrap.servers", "group.id") if not conf.get(key)]
+    if missing:
+        raise KafkaSetupError(
+            f"{source} has no {' or '.join(repr(m) for m in missing)} in its extra; "
+            'add them, e.g. {"bootstrap.servers": "broker:9092", "group.id": "aep-ingest"}.'
+        )
+    conf.update(FORCED_CONSUMER_SETTINGS)
+    return conf
+
+
+def producer_config(consumer_conf: Mapping[str, Any]) -> dict[str, Any]:
+    """Dead-letter producer settings: the connection's client settings, idempotent, acks=all."""
+    conf = {k: v for k, v in consumer_conf.items() if not k.startswith(_CONSUMER_ONLY_PREFIXES)}
+    # Rejected records include ones over AEP's 1 MB limit: let the client pass what the source
+    # topic held (the dead-letter topic's max.message.bytes must allow it too).
+    conf.setdefault("message.max.bytes", DLQ_MAX_MESSAGE_BYTES)
+    conf.update({"enable.idempotence": True, "acks": "all", "linger.ms": 5})
+    return conf
+
+
+@dataclass(frozen=True)
+class DrainConfig:
+    """
+    Limits and policies of one run.
+
+    :param max_batch_records: most records in one request.
+    :param max_batch_bytes: most encoded bytes in one request body (at most 1,000,000).
+    :param max_in_flight: most requests outstanding at once (a partition never has two).
+    :param max_records_per_run: stop cleanly after taking this many records; None = no limit.
+    :param max_run_seconds: stop cleanly after this long; None = no limit.
+    :param dlq_topic: topic receiving rejected records; None = apply ``on_reject``.
+    :param on_reject: ``fail`` or ``skip`` for rejected records when there is no DLQ.
+    :param commit_interval_seconds: commit acknowledged offsets at least this often.
+    :param kafka_timeout_seconds: bound on each metadata/offset/commit call to the broker.
+    :param assignment_timeout_seconds: bound on the wait for the first partition assignment.
+    :param stop_grace_seconds: how long a stopping run waits for in-flight requests.
+    :param progress_interval_seconds: how often per-partition progress is logged.
+    :param commit: False leaves the group's offsets untouched (e.g. a replay).
+    """
+
+    max_batch_records: int = 500
+    max_batch_bytes: int = MAX_REQUEST_BYTES
+    max_in_flight: int = 4
+    max_records_per_run: int | None = None
+    max_run_seconds: float | None = None
+    dlq_topic: str | None = None
+    on_reject: OnReject = OnReject.FAIL
+    commit_interval_seconds: float = 5.0
+    kafka_timeout_seconds: float = 30.0
+    assignment_timeout_seconds: float = 60.0
+    stop_grace_seconds: float = 30.0
+    progress_interval_seconds: float = 30.0
+    commit: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "on_reject", validate_on_reject(self.on_reject))
+        validate_limits(
+            max_batch_records=self.max_batch_records,
+            max_batch_bytes=self.max_batch_bytes,
+            max_in_flight=self.max_in_flight,
+            max_records_per_run=self.max_records_per_run,
+            max_run_seconds=self.max_run_seconds,
+        )
+
+
+def validate_on_reject(value: str | OnReject) -> OnReject:
+    """Return ``value`` as :class:`OnReject` or raise ValueError listing the choices."""
+    try:
+        return OnReject(value)
+    except ValueError:
+        raise ValueError(f"on_reject must be 'fail' or 'skip', got {value!r}") from None
+
+
+def validate_limits(
+    *,
+    max_batch_records: int,
+    max_batch_bytes: int,
+    max_in_flight: int,
+    max_records_per_run: int | None,
+    max_run_seconds: float | None,
+) -> None:
+    """Raise ValueError naming the first limit that is out of range."""
+    if not isinstance(max_batch_records, int) or max_batch_records < 1:
+        raise ValueError(f"max_batch_records must be a positive integer, got {max_batch_records!r}")
+    if not isinstance(max_batch_bytes, int) or not 1 <= max_batch_bytes <= MAX_REQUEST_BYTES:
+        raise ValueError(
+            f"max_batch_bytes must be between 1 and {MAX_REQUEST_BYTES:,} (AEP refuses larger requests), "
+            f"got {max_batch_bytes!r}"
+        )
+    if not isinstance(max_in_flight, int) or max_in_flight < 1:
+        raise ValueError(f"max_in_flight must be a positive integer, got {max_in_flight!r}")
+    if max_records_per_run is not None and (not isinstance(max_records_per_run, int) or max_records_per_run < 1):
+        raise ValueError(f"max_records_per_run must be a positive integer or None, got {max_records_per_run!r}")
+    if max_run_seconds is not None and (
+        not isinstance(max_run_seconds, (int, float)) or isinstance(max_run_seconds, bool) or max_run_seconds <= 0
+    ):
+        raise ValueError(f"max_run_seconds must be a positive number or None, got {max_run_seconds!r}")

@@ -1,0 +1,571 @@
+"""The drain loop: read each assigned partition up to its snapshot end, send, commit what AEP acknowledged."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from aep_provider.aep.errors import AEPError
+from aep_provider.aep.results import BatchResult, Outcome
+from aep_provider.engine.batching import Batch, Batcher
+from aep_provider.engine.config import DrainConfig, OnReject, producer_config
+from aep_provider.engine.dlq import DeadLetterWriter
+from aep_provider.engine.errors import DrainError, KafkaSetupError, RecordRejectedError
+from aep_provider.engine.ledger import PartitionLedger
+from aep_provider.engine.payload import KafkaRecord, PassthroughShaper, PayloadShaper
+from aep_provider.engine.plan import GroupOffsetsPlanner, PartitionPlan, Planner, Watermarks, snapshot
+from aep_provider.engine.summary import PartitionSummary, RunSummary
+
+log = logging.getLogger(__name__)
+
+TopicPartitionKey = tuple[str, int]
+
+#: Rejection reasons can echo record contents: logs and errors keep only this much.
+_REASON_PREFIX_CHARS = 200
+
+#: How long one consume() call may block, which bounds how fast a stop request is noticed.
+_POLL_SECONDS = 0.1
+
+#: Under cooperative rebalancing a joining member's first assignment is empty by design; wait
+#: this long for the follow-up before concluding this instance has nothing to do.
+_COOPERATIVE_EMPTY_GRACE_SECONDS = 5.0
+
+
+class Sender(Protocol):
+    """What the engine needs from the AEP client (:class:`~aep_provider.aep.inlet.InletClient`)."""
+
+    def send_batch(self, messages: Sequence[bytes]) -> BatchResult: ...
+
+
+def _short(text: str | None) -> str:
+    text = text or ""
+    return text if len(text) <= _REASON_PREFIX_CHARS else text[:_REASON_PREFIX_CHARS] + "..."
+
+
+@dataclass
+class _PartitionState:
+    plan: PartitionPlan
+    ledger: PartitionLedger
+    summary: PartitionSummary
+    last_committed: int | None
+    complete: bool = False
+    progress_at: int = 0
+
+    def where(self, offset: int) -> str:
+        return f"{self.plan.topic}[{self.plan.partition}]@{offset}"
+
+
+class DrainEngine:
+    """
+    One run of the Kafka → AEP drain.
+
+    :param consumer_conf: full consumer configuration (see :func:`~aep_provider.engine.config.consumer_config`).
+    :param topics: topics to drain.
+    :param sender: the AEP client; ``send_batch`` is called from up to ``max_in_flight`` threads.
+    :param config: limits and policies.
+    :param shaper: turns records into AEP messages (default: passthrough).
+    :param planner: decides each partition's range and whether to commit (default: the group's offsets).
+    :param consumer_factory: builds the consumer from ``consumer_conf`` (tests may wrap it).
+    """
+
+    def __init__(
+        self,
+        *,
+        consumer_conf: Mapping[str, Any],
+        topics: Sequence[str],
+        sender: Sender,
+        config: DrainConfig | None = None,
+        shaper: PayloadShaper | None = None,
+        planner: Planner | None = None,
+        consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
+    ) -> None:
+        if not topics:
+            raise ValueError("topics must name at least one Kafka topic")
+        self.topics = list(topics)
+        self.config = config or DrainConfig()
+        self.consumer_conf = dict(consumer_conf)
+        self.sender = sender
+        self.shaper = shaper or PassthroughShaper()
+        self.planner = planner or GroupOffsetsPlanner(
+            reset=str(self.consumer_conf.get("auto.offset.reset", "earliest")),
+            timeout=self.config.kafka_timeout_seconds,
+        )
+        self._consumer_factory = consumer_factory
+        self._bootstrap = str(self.consumer_conf.get("bootstrap.servers", "?"))
+        strategy = str(self.consumer_conf.get("partition.assignment.strategy", ""))
+        self._cooperative = "cooperative" in strategy or self.consumer_conf.get("group.protocol") == "consumer"
+        self._stop = threading.Event()
+        self.summary = RunSummary()
+        # Run state, reset by run().
+        self._consumer: Consumer | None = None
+        self._snapshot: dict[TopicPartitionKey, Watermarks] = {}
+        self._states: dict[TopicPartitionKey, _PartitionState] = {}
+        self._batcher = Batcher(self.config.max_batch_records, self.config.max_batch_bytes)
+        self._in_flight: dict[Future[BatchResult], tuple[Batch, dict[TopicPartitionKey, _PartitionState]]] = {}
+        self._busy: set[TopicPartitionKey] = set()
+        self._dlq: DeadLetterWriter | None = None
+        self._failure: DrainError | None = None
+        # A rejected record under on_reject="fail": reading stops, but what was read before it
+        # is still sent so that the commit reaches exactly the rejected offset.
+        self._rejected: RecordRejectedError | None = None
+        self._assigned_at: float | None = None
+        self._taken = 0
+        self._closing = False
+
+    # -- public -------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the run to stop soon: no new requests, in-flight settled (bounded), acknowledged offsets committed."""
+        self._stop.set()
+
+    def run(self) -> RunSummary:
+        """Drain to the snapshot end (or a limit), commit, close; return the summary or raise :class:`DrainError`."""
+        started = time.monotonic()
+        self._consumer = self._consumer_factory(dict(self.consumer_conf))
+        pool = ThreadPoolExecutor(max_workers=self.config.max_in_flight, thread_name_prefix="aep-send")
+        try:
+            self._snapshot = snapshot(
+                self._consumer, self.topics, timeout=self.config.kafka_timeout_seconds, bootstrap=self._bootstrap
+            )
+            if self.config.dlq_topic:
+                dlq_conf = producer_config(self.consumer_conf)
+                dlq_conf["message.timeout.ms"] = int(self.config.kafka_timeout_seconds * 1000)
+                self._dlq = DeadLetterWriter(dlq_conf, self.config.dlq_topic)
+            log.info(
+                "Draining %s from bootstrap.servers=%s group.id=%s: %d partition(s), %d record offset(s) up to the snapshot end",
+                ", ".join(self.topics),
+                self._bootstrap,
+                self.consumer_conf.get("group.id"),
+                len(self._snapshot),
+                sum(m.high - m.low for m in self._snapshot.values()),
+            )
+            self._consumer.subscribe(
+                self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+            )
+            self._loop(pool, started)
+        except KafkaSetupError as err:
+            self._failure = self._failure or err
+        except DrainError as err:
+            self._failure = self._failure or err
+        except KafkaException as err:
+            self._failure = self._failure or DrainError(
+                f"Kafka failed while draining {', '.join(self.topics)} (bootstrap.servers={self._bootstrap!r}): {err.args[0].str()}"
+            )
+        finally:
+            if self._rejected is not None:
+                self._failure = self._rejected
+            self._finish(started)
+            pool.shutdown(wait=False, cancel_futures=True)
+        if self._failure is not None:
+            self.summary.stopped_by = "failed"
+        log.info(self.summary.closing_line())
+        if self._failure is not None:
+            raise self._failure
+        return self.summary
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def _loop(self, pool: ThreadPoolExecutor, started: float) -> None:
+        cfg = self.config
+        assert self._consumer is not None
+        buffer_limit = cfg.max_in_flight * cfg.max_batch_records * 2
+        reading = True
+        next_commit = next_progress = time.monotonic()
+        while self._failure is None:
+            now = time.monotonic()
+            if self._stop.is_set():
+                self.summary.stopped_by = "stop requested"
+                return
+            if cfg.max_run_seconds is not None and now - started >= cfg.max_run_seconds:
+                self.summary.stopped_by = "max_run_seconds"
+                return
+            if reading and cfg.max_records_per_run is not None and self._taken >= cfg.max_records_per_run:
+                self.summary.stopped_by = "max_records_per_run"
+                reading = False
+            if self._rejected is not None:
+                reading = False
+            if self._assigned_at is None and now - started > cfg.assignment_timeout_seconds:
+                raise KafkaSetupError(
+                    f"group {self.consumer_conf.get('group.id')!r} assigned no partitions of {', '.join(self.topics)} "
+                    f"within {cfg.assignment_timeout_seconds:g}s (bootstrap.servers={self._bootstrap!r})"
+                )
+            idle = not self._in_flight and not len(self._batcher) and not (self._dlq and self._dlq.pending)
+            if idle and (not reading or self._all_complete(now)):
+                return
+
+            got_all = True
+            if reading and len(self._batcher) < buffer_limit:
+                messages = self._consumer.consume(num_messages=cfg.max_batch_records, timeout=_POLL_SECONDS)
+                got_all = len(messages) < cfg.max_batch_records
+                for msg in messages:
+                    self._handle(msg)
+                    if self._rejected is not None or (
+                        cfg.max_records_per_run is not None and self._taken >= cfg.max_records_per_run
+                    ):
+                        reading = False
+                        break
+            elif self._in_flight:
+                wait(list(self._in_flight), timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
+            else:
+                time.sleep(_POLL_SECONDS / 10)
+            if self._dlq:
+                self._dlq.poll()
+            self._collect(only_done=True)
+            self._dispatch(pool, flush=got_all or not reading)
+            now = time.monotonic()
+            if now >= next_commit:
+                self._commit()
+                next_commit = now + cfg.commit_interval_seconds
+            if now >= next_progress:
+                self._log_progress(now - started)
+                next_progress = now + cfg.progress_interval_seconds
+
+    def _all_complete(self, now: float) -> bool:
+        if self._assigned_at is None:
+            return False
+        if not self._states:
+            # Nothing assigned: end at once, except that a cooperative rebalance hands a joining
+            # member its partitions only in a second round.
+            return not self._cooperative or now - self._assigned_at >= _COOPERATIVE_EMPTY_GRACE_SECONDS
+        return all(st.complete for st in self._states.values())
+
+    def _handle(self, msg: Message) -> None:
+        err = msg.error()
+        key = (msg.topic(), msg.partition())
+        st = self._states.get(key)
+        if err is not None:
+            if err.code() == KafkaError._PARTITION_EOF:
+                if st is not None and not st.complete:
+                    # Past transaction markers, aborted and compacted records there is no message
+                    # to see: the position says the partition is done, never cap beyond the snapshot.
+                    st.ledger.advance(min(msg.offset(), st.plan.end))
+                    self._check_complete(key, st)
+                return
+            if err.fatal() or err.code() in (
+                KafkaError.UNKNOWN_TOPIC_OR_PART,
+                KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                KafkaError.GROUP_AUTHORIZATION_FAILED,
+            ):
+                raise KafkaSetupError(f"Kafka consumer error on {key[0]}[{key[1]}]: {err.str()}")
+            log.warning("Kafka consumer reported %s (retrying)", err.str())
+            return
+        if st is None or st.complete:
+            return  # revoked meanwhile, or past the snapshot: the next run/owner reads it
+        offset = msg.offset()
+        if offset >= st.plan.end:
+            self._mark_complete(key, st)
+            return
+        st.ledger.seen(offset)
+        st.summary.records += 1
+        self._taken += 1
+        record = KafkaRecord(
+            topic=key[0],
+            partition=key[1],
+            offset=offset,
+            key=msg.key(),
+            value=msg.value(),
+            headers=list(msg.headers() or []),
+            timestamp_ms=msg.timestamp()[1],
+        )
+        shaped = self.shaper.shape(record)
+        if shaped.message is not None:
+            self._batcher.add(key, offset, shaped.message, record)
+        elif shaped.skip:
+            if record.value is None:
+                self.summary.tombstones += 1
+            self.summary.skipped += 1
+            st.ledger.settle(offset)
+        else:
+            self._reject(st, record, None, shaped.reject_reason or "rejected")
+        self._check_complete(key, st)
+
+    def _check_complete(self, key: TopicPartitionKey, st: _PartitionState) -> None:
+        if st.ledger.position >= st.plan.end:
+            self._mark_complete(key, st)
+
+    def _mark_complete(self, key: TopicPartitionKey, st: _PartitionState) -> None:
+        st.complete = True
+        st.ledger.advance(st.plan.end)
+        assert self._consumer is not None
+        # Stop fetching what lies beyond the snapshot: it belongs to the next run.
+        try:
+            self._consumer.pause([TopicPartition(*key)])
+        except KafkaException:
+            pass
+
+    # -- rejections ---------------------------------------------------------------------
+
+    def _reject(self, st: _PartitionState, record: KafkaRecord, status: int | None, reason: str) -> None:
+        self.summary.rejected += 1
+        where = st.where(record.offset)
+        shown = f"status {status}: {_short(reason)}" if status is not None else _short(reason)
+        if self._dlq is not None:
+            log.warning("Record %s rejected (%s); writing it to dead-letter topic %r", where, shown, self._dlq.topic)
+
+            def dead_lettered() -> None:
+                self.summary.dead_lettered += 1
+                st.ledger.settle(record.offset)
+
+            self._dlq.send(record, status, reason, dead_lettered)
+        elif self.config.on_reject is OnReject.SKIP:
+            log.warning("Record %s rejected (%s); skipped (on_reject='skip')", where, shown)
+            st.ledger.settle(record.offset)
+        elif self._rejected is None:
+            self._rejected = RecordRejectedError(
+                f"Record {where} was rejected ({shown}). Offsets are committed up to {record.offset}; "
+                "fix the record or its producer, or set dlq_topic=... or on_reject='skip' to let runs go past it.",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+            )
+
+    # -- sending ------------------------------------------------------------------------
+
+    def _dispatch(self, pool: ThreadPoolExecutor, *, flush: bool) -> None:
+        while self._failure is None and len(self._in_flight) < self.config.max_in_flight:
+            batch = self._batcher.next_batch(self._busy, only_full=not flush)
+            if batch is None:
+                return
+            states = {tp: self._states[tp] for tp in batch.partitions}
+            future = pool.submit(self.sender.send_batch, [item.message for item in batch.items])
+            self._in_flight[future] = (batch, states)
+            self._busy |= batch.partitions
+
+    def _collect(self, *, only_done: bool, keys: set[TopicPartitionKey] | None = None, timeout: float = 0.0) -> None:
+        """Apply results of finished requests (optionally waiting up to ``timeout`` for those touching ``keys``)."""
+        futures = [
+            f for f, (batch, _) in self._in_flight.items() if keys is None or batch.partitions & keys
+        ]
+        if not only_done and futures:
+            wait(futures, timeout=timeout)
+        for future in futures:
+            if not future.done():
+                continue
+            batch, states = self._in_flight.pop(future)
+            self._busy -= batch.partitions
+            self._apply(future, batch, states)
+
+    def _apply(self, future: Future[BatchResult], batch: Batch, states: dict[TopicPartitionKey, _PartitionState]) -> None:
+        parts = ", ".join(f"{t}[{p}]" for t, p in sorted(batch.partitions))
+        first = min(item.offset for item in batch.items)
+        try:
+            result = future.result()
+        except AEPError as err:
+            self._fail(DrainError(f"Sending {len(batch.items)} record(s) of {parts} (from offset {first}) to AEP failed: {err}"))
+            return
+        except Exception as err:  # the sender is user-replaceable; keep the run's ending bounded and clear
+            self._fail(DrainError(f"Sending {len(batch.items)} record(s) of {parts} failed: {type(err).__name__}: {err}"))
+            return
+        s = self.summary
+        s.requests += result.requests
+        s.retries += result.retries
+        s.throttled += result.throttled
+        s.bytes += result.bytes_sent
+        if len(result.results) != len(batch.items):
+            self._fail(DrainError(f"AEP answered {len(result.results)} result(s) for {len(batch.items)} message(s) of {parts}"))
+            return
+        for item, res in zip(batch.items, result.results):
+            st = states[item.tp]
+            if self._states.get(item.tp) is not st:
+                continue  # the partition was revoked meanwhile; its new owner re-reads uncommitted records
+            if res.outcome is Outcome.ACCEPTED:
+                s.delivered += 1
+                st.ledger.settle(item.offset)
+            elif res.outcome is Outcome.REJECTED:
+                assert isinstance(item.record, KafkaRecord)
+                self._reject(st, item.record, res.status, res.message or "rejected by AEP")
+            else:
+                self._fail(
+                    DrainError(
+                        f"AEP still answered status {res.status} for {st.where(item.offset)} when the retry budget ran out "
+                        f"({_short(res.message)}); offsets are committed up to it and the next run sends it again."
+                    )
+                )
+
+    def _fail(self, err: DrainError) -> None:
+        if self._failure is None:
+            self._failure = err
+
+    # -- committing ---------------------------------------------------------------------
+
+    def _commit(self, keys: set[TopicPartitionKey] | None = None) -> None:
+        """Synchronously commit each partition's settled prefix that moved; raise on a per-partition error."""
+        if not self.planner.commit or self._consumer is None:
+            return
+        targets = []
+        for key, st in self._states.items():
+            if keys is not None and key not in keys:
+                continue
+            offset = st.ledger.commit_offset()
+            if st.last_committed is None or offset > st.last_committed:
+                targets.append((st, TopicPartition(key[0], key[1], offset)))
+        if not targets:
+            return
+        try:
+            answer = self._consumer.commit(offsets=[tp for _, tp in targets], asynchronous=False)
+        except KafkaException as err:
+            raise DrainError(f"committing offsets to group {self.consumer_conf.get('group.id')!r} failed: {err.args[0].str()}") from None
+        errors = [tp for tp in answer or [] if tp.error is not None]
+        if errors:
+            tp = errors[0]
+            raise DrainError(f"committing {tp.topic}[{tp.partition}]@{tp.offset} failed: {tp.error.str()}")
+        for st, tp in targets:
+            st.last_committed = tp.offset
+            st.summary.committed = tp.offset
+
+    # -- rebalancing --------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        try:
+            self._assign(consumer, partitions)
+        except DrainError as err:
+            self._fail(err)
+        except Exception as err:  # an exception escaping a librdkafka callback would lose its message
+            self._fail(DrainError(f"planning the assigned partitions failed: {type(err).__name__}: {err}"))
+        finally:
+            self._assigned_at = self._assigned_at or time.monotonic()
+
+    def _assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            if key not in self._snapshot:  # a partition added after the run started
+                low, high = consumer.get_watermark_offsets(tp, timeout=self.config.kafka_timeout_seconds, cached=False)
+                self._snapshot[key] = Watermarks(low, high)
+        plans = self.planner.plan(consumer, partitions, self._snapshot) if partitions else []
+        assignment = []
+        for plan in plans:
+            if plan.lost_to_retention:
+                log.warning(
+                    "%s[%d]: %d record(s) were deleted by retention before they were delivered "
+                    "(committed offset %s < log start %d); continuing from the log start",
+                    plan.topic,
+                    plan.partition,
+                    plan.lost_to_retention,
+                    plan.committed,
+                    plan.start,
+                )
+            summary = self.summary.add_partition(
+                PartitionSummary(plan.topic, plan.partition, plan.start, plan.end, lost_to_retention=plan.lost_to_retention)
+            )
+            summary.end = plan.end
+            self._states[plan.key] = _PartitionState(
+                plan=plan, ledger=PartitionLedger(plan.start), summary=summary, last_committed=plan.committed
+            )
+            if summary.committed is None:
+                summary.committed = plan.committed
+            assignment.append(TopicPartition(plan.topic, plan.partition, plan.start))
+        if self._cooperative:
+            consumer.incremental_assign(assignment)
+        else:
+            consumer.assign(assignment)
+        log.info(
+            "Assigned %s",
+            ", ".join(f"{p.topic}[{p.partition}] {p.start}->{p.end}" for p in plans) or "no partitions",
+        )
+        for plan in plans:
+            st = self._states[plan.key]
+            if plan.start >= plan.end:
+                self._mark_complete(plan.key, st)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._release(consumer, partitions, lost=False)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._release(consumer, partitions, lost=True)
+
+    def _release(self, consumer: Consumer, partitions: list[TopicPartition], *, lost: bool) -> None:
+        """Settle what is in flight for these partitions, commit their prefix, forget them."""
+        keys = {(tp.topic, tp.partition) for tp in partitions} & set(self._states)
+        try:
+            if keys and not self._closing:
+                self._collect(only_done=False, keys=keys, timeout=self.config.stop_grace_seconds)
+                if self._dlq is not None and self._dlq.pending:
+                    self._dlq.flush(self.config.stop_grace_seconds)
+                if lost:
+                    log.warning("Lost %s without a clean revoke; uncommitted records will be read again", sorted(keys))
+                else:
+                    self._commit(keys)
+        except DrainError as err:
+            # The next owner re-reads from the last good commit: duplicates, never loss.
+            log.warning("While handing over %s: %s", sorted(keys), err)
+        finally:
+            for key in keys:
+                self._batcher.drop(key)
+                self._busy.discard(key)
+                del self._states[key]
+            if self._cooperative:
+                try:
+                    consumer.incremental_unassign(partitions)
+                except KafkaException:
+                    pass
+            else:
+                consumer.unassign()
+
+    # -- ending -------------------------------------------------------------------------
+
+    def _finish(self, started: float) -> None:
+        """Bounded settle of in-flight requests and DLQ writes, final commit, close the consumer."""
+        grace = self.config.stop_grace_seconds
+        if self._in_flight:
+            self._collect(only_done=False, timeout=grace)
+            if self._in_flight:
+                log.warning(
+                    "%d request(s) still in flight after %gs; abandoned (their records are sent again next run)",
+                    len(self._in_flight),
+                    grace,
+                )
+        try:
+            if self._dlq is not None and self._dlq.pending:
+                self._dlq.flush(grace)
+        except DrainError as err:
+            self._fail(err)
+        try:
+            self._commit()
+        except DrainError as err:
+            self._fail(err)
+        self.summary.seconds = time.monotonic() - started
+        self._closing = True
+        if self._consumer is not None:
+            try:
+                self._consumer.close()
+            except (KafkaException, RuntimeError) as err:
+                log.warning("Closing the Kafka consumer failed: %s", err)
+
+    def _log_progress(self, elapsed: float) -> None:
+        for st in self._states.values():
+            span = st.plan.end - st.summary.start
+            done = st.ledger.commit_offset() - st.summary.start
+            if span <= 0 or st.progress_at == done:
+                continue
+            st.progress_at = done
+            log.info(
+                "%s[%d]: %d/%d (%.0f%%) settled, %.0f records/s",
+                st.plan.topic,
+                st.plan.partition,
+                done,
+                span,
+                100.0 * done / span,
+                st.summary.records / elapsed if elapsed > 0 else 0.0,
+            )
+
+
+def run_drain(
+    *,
+    consumer_conf: Mapping[str, Any],
+    topics: Sequence[str],
+    sender: Sender,
+    config: DrainConfig | None = None,
+    shaper: PayloadShaper | None = None,
+    planner: Planner | None = None,
+) -> RunSummary:
+    """Build a :class:`DrainEngine` and run it once (see there for the parameters)."""
+    return DrainEngine(
+        consumer_conf=consumer_conf, topics=topics, sender=sender, config=config, shaper=shaper, planner=planner
+    ).run()

@@ -1,0 +1,154 @@
+"""Which offsets a run drains: the end snapshot taken at start, and each partition's start offset."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, TopicPartition
+
+from aep_provider.engine.errors import KafkaSetupError
+
+log = logging.getLogger(__name__)
+
+TopicPartitionKey = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Watermarks:
+    """Log start offset and end offset (the last stable offset under read_committed) of a partition."""
+
+    low: int
+    high: int
+
+
+@dataclass(frozen=True)
+class PartitionPlan:
+    """
+    The range one run drains from a partition: ``[start, end)``.
+
+    :param lost_to_retention: records deleted by retention between the committed offset and the log start.
+    """
+
+    topic: str
+    partition: int
+    start: int
+    end: int
+    committed: int | None = None
+    lost_to_retention: int = 0
+
+    @property
+    def key(self) -> TopicPartitionKey:
+        return (self.topic, self.partition)
+
+
+def plan_partition(
+    topic: str, partition: int, *, committed: int | None, marks: Watermarks, reset: str = "earliest"
+) -> PartitionPlan:
+    """
+    Start at the group's committed offset; without one, at the ``auto.offset.reset`` point.
+
+    A committed offset below the log start means retention deleted records that were never
+    delivered: start at the log start and report how many were lost (never jump to the end).
+    """
+    if committed is None or committed < 0:
+        if reset in ("latest", "largest", "end"):
+            start = marks.high
+        elif reset in ("earliest", "smallest", "beginning"):
+            start = marks.low
+        else:
+            raise KafkaSetupError(
+                f"{topic}[{partition}] has no committed offset and auto.offset.reset is {reset!r}; "
+                "set it to 'earliest' or 'latest'."
+            )
+        return PartitionPlan(topic, partition, start, marks.high, committed=None)
+    if committed < marks.low:
+        return PartitionPlan(
+            topic, partition, marks.low, marks.high, committed=committed, lost_to_retention=marks.low - committed
+        )
+    # A committed offset past the snapshot end (records produced since, committed by another
+    # run) leaves nothing to do here.
+    return PartitionPlan(topic, partition, committed, max(committed, marks.high), committed=committed)
+
+
+class Planner(Protocol):
+    """Decides each partition's range, and whether the run commits to the group (a replay does not)."""
+
+    commit: bool
+
+    def plan(
+        self, consumer: Consumer, partitions: list[TopicPartition], snapshot: Mapping[TopicPartitionKey, Watermarks]
+    ) -> list[PartitionPlan]: ...
+
+
+class GroupOffsetsPlanner:
+    """
+    The scheduled drain: from the group's committed offsets to the snapshot end; commits.
+
+    :param reset: the ``auto.offset.reset`` setting, used where the group has no offset.
+    :param timeout: seconds allowed for the committed-offsets request.
+    """
+
+    commit = True
+
+    def __init__(self, reset: str = "earliest", timeout: float = 30.0) -> None:
+        self.reset = reset
+        self.timeout = timeout
+
+    def plan(
+        self, consumer: Consumer, partitions: list[TopicPartition], snapshot: Mapping[TopicPartitionKey, Watermarks]
+    ) -> list[PartitionPlan]:
+        query = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+        try:
+            committed = consumer.committed(query, timeout=self.timeout)
+        except KafkaException as err:
+            raise KafkaSetupError(f"could not read the group's committed offsets within {self.timeout}s: {err}") from None
+        plans = []
+        for tp in committed:
+            if tp.error is not None:
+                raise KafkaSetupError(f"could not read the committed offset of {tp.topic}[{tp.partition}]: {tp.error}")
+            offset = None if tp.offset == OFFSET_INVALID or tp.offset < 0 else tp.offset
+            plans.append(
+                plan_partition(tp.topic, tp.partition, committed=offset, marks=snapshot[(tp.topic, tp.partition)], reset=self.reset)
+            )
+        return plans
+
+
+def snapshot(
+    consumer: Consumer, topics: Iterable[str], *, timeout: float, bootstrap: str
+) -> dict[TopicPartitionKey, Watermarks]:
+    """
+    Check the topics exist and take every partition's log start and end offset, once, at run start.
+
+    Under ``isolation.level=read_committed`` the end is the last stable offset: records of a
+    transaction still open at start wait for the next run.
+    """
+    try:
+        metadata = consumer.list_topics(timeout=timeout)
+    except KafkaException as err:
+        raise KafkaSetupError(
+            f"Kafka at bootstrap.servers={bootstrap!r} did not answer within {timeout:g}s ({err.args[0].str()}); "
+            "check the address and that the broker is running."
+        ) from None
+    marks: dict[TopicPartitionKey, Watermarks] = {}
+    for topic in topics:
+        meta = metadata.topics.get(topic)
+        if meta is None or meta.error is not None or not meta.partitions:
+            reason = meta.error.str() if meta is not None and meta.error is not None else "it does not exist"
+            raise KafkaSetupError(
+                f"Kafka topic {topic!r} cannot be read at bootstrap.servers={bootstrap!r}: {reason}; "
+                "create it or fix the topic name."
+            )
+        for partition in sorted(meta.partitions):
+            try:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout, cached=False)
+            except KafkaException as err:
+                raise KafkaSetupError(
+                    f"could not read the offsets of {topic}[{partition}] within {timeout:g}s: {err.args[0].str()}"
+                ) from None
+            marks[(topic, partition)] = Watermarks(low, high)
+    return marks
+
+

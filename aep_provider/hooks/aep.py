@@ -1,0 +1,137 @@
+"""Airflow hook for Adobe Experience Platform streaming inlets: a connection becomes an InletClient."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseHook
+from airflow.sdk.log import mask_secret
+
+from aep_provider.aep.errors import AEPConfigError, AEPError
+from aep_provider.aep.inlet import DEFAULT_INLET_URL, InletClient
+from aep_provider.aep.results import BatchResult
+from aep_provider.aep.settings import AEPSettings
+
+#: Extras (and constructor keyword arguments) the connection understands, beyond host/login/password.
+CONNECTION_EXTRAS = tuple(
+    sorted(AEPSettings.option_names() - {"inlet_url", "client_id", "client_secret"})
+)
+_LEGACY_PREFIX = "extra__adobe_aep__"
+
+
+class AEPStreamingHook(BaseHook):
+    """
+    Sends messages to an AEP streaming inlet described by an ``adobe_aep`` connection.
+
+    Connection: host = inlet base URL (default ``https://dcs.adobedc.net``), login = OAuth
+    client id, password = client secret; extras ``inlet_id`` (required), ``ims_org_id``,
+    ``sandbox_name``, ``ims_url``, ``scopes``, ``flow_id``, ``auth`` (oauth|token|none),
+    ``access_token``, ``timeout``, ``verify``, ``proxy``, ``retry_deadline_seconds``,
+    ``max_attempts``, ``max_requests_per_second``, ``max_messages_per_second``, ... .
+    Nothing touches the network until the first call.
+
+    :param aep_conn_id: the ``adobe_aep`` connection id.
+    :param inlet_id: overrides the connection's ``inlet_id`` extra.
+    :param client_overrides: any extra by name (e.g. ``retry_deadline_seconds=30``), or
+        ``inlet_url``/``client_id``/``client_secret``; they win over the connection.
+    """
+
+    conn_name_attr = "aep_conn_id"
+    default_conn_name = "aep_default"
+    conn_type = "adobe_aep"
+    hook_name = "Adobe Experience Platform (streaming)"
+
+    def __init__(self, aep_conn_id: str = default_conn_name, inlet_id: str | None = None, **client_overrides: Any) -> None:
+        super().__init__()
+        unknown = sorted(set(client_overrides) - AEPSettings.option_names())
+        if unknown:
+            raise AEPConfigError(
+                f"AEPStreamingHook got unknown option(s) {', '.join(unknown)}; valid ones are "
+                f"{', '.join(sorted(AEPSettings.option_names()))}."
+            )
+        self.aep_conn_id = aep_conn_id
+        self._inlet_id = inlet_id
+        self._overrides = client_overrides
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(aep_conn_id={self.aep_conn_id!r})"
+
+    @cached_property
+    def settings(self) -> AEPSettings:
+        """The connection merged with constructor overrides, checked; secrets registered with the masker."""
+        conn = self.get_connection(self.aep_conn_id)
+        # Register secrets before anything can fail and print them.
+        for secret in (conn.password, self._overrides.get("client_secret"), self._overrides.get("access_token")):
+            if secret:
+                mask_secret(secret)
+        extra = dict(conn.extra_dejson or {})
+        values: dict[str, Any] = {}
+        for key, value in extra.items():
+            name = key[len(_LEGACY_PREFIX):] if key.startswith(_LEGACY_PREFIX) else key
+            if name in CONNECTION_EXTRAS:
+                values[name] = value
+            else:
+                self.log.warning("Connection %r: ignoring unknown extra %r", self.aep_conn_id, key)
+        if values.get("access_token"):
+            mask_secret(values["access_token"])
+        values.update(
+            inlet_url=_host_url(conn.host, conn.port),
+            client_id=conn.login,
+            client_secret=conn.password,
+        )
+        values.update({k: v for k, v in self._overrides.items() if v is not None})
+        if self._inlet_id:
+            values["inlet_id"] = self._inlet_id
+        settings = AEPSettings.from_values(values, source=f"Connection {self.aep_conn_id!r}")
+        for secret in settings.secrets():
+            mask_secret(secret)
+        return settings
+
+    @property
+    def ims_org_id(self) -> str | None:
+        return self.settings.ims_org_id
+
+    @cached_property
+    def _client(self) -> InletClient:
+        return self.settings.create_client(on_token=mask_secret)
+
+    def get_client(self) -> InletClient:
+        """The connection's :class:`InletClient` (built once per hook, then reused)."""
+        return self._client
+
+    def get_conn(self) -> InletClient:
+        return self.get_client()
+
+    def send_batch(self, messages: Sequence[bytes]) -> BatchResult:
+        """Send encoded messages in one batch; see :meth:`InletClient.send_batch`."""
+        return self.get_client().send_batch(messages)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """
+        Obtain a token and post an empty batch (``{"messages":[]}``) to the inlet.
+
+        Nothing is ingested; any answer but 401/403/404/5xx/network errors proves the inlet
+        is reachable and accepted the credentials.
+        """
+        try:
+            return True, self.get_client().check()
+        except AEPError as exc:
+            return False, str(exc)
+
+    def close(self) -> None:
+        """Close the client's pooled connections (the hook can be used again after)."""
+        if "_client" in self.__dict__:
+            self.__dict__.pop("_client").close()
+
+
+def _host_url(host: str | None, port: int | None) -> str:
+    """The connection's host as a base URL: keep its scheme, add the port field if set apart."""
+    url = (host or "").strip() or DEFAULT_INLET_URL
+    if port and "://" in url:
+        scheme, rest = url.split("://", 1)
+        authority, sep, path = rest.partition("/")
+        if ":" not in authority.rsplit("]", 1)[-1]:
+            url = f"{scheme}://{authority}:{port}{sep}{path}"
+    return url

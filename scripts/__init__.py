@@ -1,0 +1,1 @@
+"""Developer tooling: the local Kafka broker (``kafka_local``) and the local stack (``devstack``)."""

@@ -1,0 +1,347 @@
+"""The drain engine against a real Kafka broker and the AEP emulator over HTTP."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from collections import Counter
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from aep_provider.emulator import Fault
+from aep_provider.engine import DrainConfig, DrainEngine, DrainError, KafkaSetupError, RecordRejectedError
+from aep_provider.engine.dlq import HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON, HEADER_STATUS, HEADER_TOPIC
+from tests.engine.support import (
+    committed,
+    end_offsets,
+    inlet_client,
+    kafka_conf,
+    message,
+    produce,
+    produce_values,
+    received,
+)
+
+pytestmark = pytest.mark.integration
+
+FAST = {"kafka_timeout_seconds": 10.0, "assignment_timeout_seconds": 30.0, "stop_grace_seconds": 10.0}
+
+
+def _engine(conf, topic, sender, **cfg) -> DrainEngine:
+    return DrainEngine(consumer_conf=conf, topics=[topic], sender=sender, config=DrainConfig(**{**FAST, **cfg}))
+
+
+def test_100k_events_over_6_partitions_drain_exactly_once_in_order(kafka_bootstrap, make_topic, aep_emulator):
+    topic = make_topic(partitions=6)
+    per_partition = 16_667  # 100,002 events
+    produce(kafka_bootstrap, topic, 6, per_partition)
+    conf = kafka_conf(kafka_bootstrap)
+
+    summary = _engine(conf, topic, inlet_client(aep_emulator), max_in_flight=4).run()
+
+    got = received(aep_emulator)
+    assert {p: got[p] for p in range(6)} == {p: list(range(per_partition)) for p in range(6)}
+    snapshot_ends = {p: summary.partition(topic, p).end for p in range(6)}
+    assert snapshot_ends == {p: per_partition for p in range(6)}
+    assert committed(kafka_bootstrap, conf["group.id"], topic, 6) == snapshot_ends
+    assert summary.delivered == 6 * per_partition and summary.lag == 0
+    assert summary.requests >= 6 * per_partition // 500
+
+
+def test_transactions_only_committed_records_arrive_and_the_run_ends(kafka_bootstrap, make_topic, aep_emulator):
+    topic = make_topic(partitions=1)
+    txn = Producer({"bootstrap.servers": kafka_bootstrap, "transactional.id": f"tx-{uuid.uuid4().hex}"})
+    txn.init_transactions(10)
+
+    def transaction(seqs, commit: bool) -> None:
+        txn.begin_transaction()
+        for seq in seqs:
+            txn.produce(topic, message(topic, 0, seq), partition=0)
+        txn.flush(10)  # an abort would otherwise purge unsent records: they must reach the log
+        (txn.commit_transaction if commit else txn.abort_transaction)(10)
+
+    transaction(range(0, 10), commit=True)
+    transaction(range(100, 105), commit=False)
+    transaction(range(10, 20), commit=True)
+    transaction(range(200, 205), commit=False)  # aborted tail: markers and aborted records only
+    # A transaction still open at run start: its records lie beyond the last stable offset.
+    txn.begin_transaction()
+    for seq in range(300, 305):
+        txn.produce(topic, message(topic, 0, seq), partition=0)
+    txn.flush(10)
+    high = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": "hw", "isolation.level": "read_uncommitted"})
+    _, high_watermark = high.get_watermark_offsets(TopicPartition(topic, 0), timeout=10, cached=False)
+    high.close()
+    conf = kafka_conf(kafka_bootstrap)
+
+    summary = _engine(conf, topic, inlet_client(aep_emulator)).run()
+
+    assert received(aep_emulator) == {0: list(range(20))}
+    end = summary.partition(topic, 0).end
+    # The snapshot is the last stable offset: 20 records + 4 markers + 10 aborted, before the open transaction.
+    assert end == 34 < high_watermark
+    assert committed(kafka_bootstrap, conf["group.id"], topic, 1) == {0: end}
+
+    txn.abort_transaction(10)
+    aep_emulator.reset()
+    second = _engine(conf, topic, inlet_client(aep_emulator)).run()
+    assert second.delivered == 0
+    assert committed(kafka_bootstrap, conf["group.id"], topic, 1) == {0: end_offsets(kafka_bootstrap, topic, 1)[0]}
+
+
+def test_throttling_and_503_are_retried_without_duplicates(kafka_bootstrap, make_topic, aep_emulator):
+    topic = make_topic(partitions=2)
+    produce(kafka_bootstrap, topic, 2, 500)
+    aep_emulator.inject(Fault(status=503, count=3, retry_after=0.1, endpoint="batch"))
+    aep_emulator.inject(Fault(status=429, count=2, endpoint="batch"))
+
+    summary = _engine(kafka_conf(kafka_bootstrap), topic, inlet_client(aep_emulator), max_batch_records=100).run()
+
+    assert received(aep_emulator) == {0: list(range(500)), 1: list(range(500))}
+    assert summary.retries >= 5 and summary.throttled >= 2
+
+
+def test_inlet_down_past_deadline_fails_then_next_run_delivers_the_rest(kafka_bootstrap, make_topic, aep_emulator):
+    topic = make_topic(partitions=1)
+    produce(kafka_bootstrap, topic, 1, 1000)
+    conf = kafka_conf(kafka_bootstrap)
+    client = inlet_client(aep_emulator, deadline=1.0, max_attempts=4)
+
+    class OutageAfterThreeBatches:
+        """The real client; before its 4th batch the emulator starts answering 503 (for 4 requests)."""
+
+        calls = 0
+
+        def send_batch(self, messages):
+            self.calls += 1
+            if self.calls == 4:
+                aep_emulator.inject(Fault(status=503, count=4, endpoint="batch"))
+            return client.send_batch(messages)
+
+    with pytest.raises(DrainError, match=rf"{topic}\[0\].*503"):
+        _engine(conf, topic, OutageAfterThreeBatches(), max_batch_records=100, max_in_flight=1).run()
+    assert received(aep_emulator) == {0: list(range(300))}
+    assert committed(kafka_bootstrap, conf["group.id"], topic, 1) == {0: 300}
+
+    _engine(conf, topic, client, max_batch_records=100).run()
+    assert received(aep_emulator) == {0: list(range(1000))}
+
+
+def _poison_values() -> list[bytes | None]:
+    good = [message("poison", 0, n) for n in range(3)]
+    return [
+        good[0],
+        b"{not json",  # 1
+        good[1],
+        json.dumps({"no": "header"}).encode(),  # 3: AEP rejects it per message
+        b"\xff\xfe\x00",  # 4: not UTF-8
+        json.dumps({"header": {}, "body": {"pad": "x" * 1_100_000}}).encode(),  # 5: over 1 MB
+        None,  # 6: tombstone
+        good[2],
+    ]
+
+
+@pytest.fixture
+def poison_topic(kafka_bootstrap, make_topic) -> str:
+    topic = make_topic(partitions=1, config={"max.message.bytes": "2000000"})
+    produce_values(kafka_bootstrap, topic, _poison_values(), **{"message.max.bytes": 2_100_000})
+    return topic
+
+
+def test_poison_records_go_to_the_dlq_with_reasons_and_the_run_goes_on(
+    kafka_bootstrap, make_topic, poison_topic, aep_emulator
+):
+    dlq = make_topic(partitions=1, config={"max.message.bytes": "2000000"}, prefix="dlq")
+    conf = kafka_conf(kafka_bootstrap)
+
+    summary = _engine(conf, poison_topic, inlet_client(aep_emulator), dlq_topic=dlq).run()
+
+    assert received(aep_emulator) == {0: [0, 1, 2]}
+    assert (summary.delivered, summary.rejected, summary.dead_lettered, summary.tombstones) == (3, 4, 4, 1)
+    assert committed(kafka_bootstrap, conf["group.id"], poison_topic, 1) == {0: 8}
+    reader = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": "r", "auto.offset.reset": "earliest"})
+    reader.assign([TopicPartition(dlq, 0, 0)])
+    dead = []
+    while len(dead) < 4:
+        msg = reader.poll(10)
+        assert msg is not None and msg.error() is None
+        dead.append(msg)
+    reader.close()
+    values = _poison_values()
+    by_offset = {}
+    for msg in dead:
+        headers = {k: v.decode() for k, v in msg.headers()}
+        assert headers[HEADER_TOPIC] == poison_topic and headers[HEADER_PARTITION] == "0"
+        offset = int(headers[HEADER_OFFSET])
+        assert msg.value() == values[offset] and msg.key() == b"k"
+        by_offset[offset] = headers
+    assert sorted(by_offset) == [1, 3, 4, 5]
+    assert "not valid JSON" in by_offset[1][HEADER_REASON]
+    assert by_offset[3][HEADER_STATUS] == "400" and "header" in by_offset[3][HEADER_REASON].lower()
+    assert "not valid UTF-8" in by_offset[4][HEADER_REASON]
+    assert "1,000,000 bytes" in by_offset[5][HEADER_REASON]
+
+
+def test_no_dlq_fail_names_the_record_and_commits_up_to_it(kafka_bootstrap, poison_topic, aep_emulator):
+    conf = kafka_conf(kafka_bootstrap)
+    with pytest.raises(RecordRejectedError, match=rf"{poison_topic}\[0\]@1 .*not valid JSON") as info:
+        _engine(conf, poison_topic, inlet_client(aep_emulator)).run()
+    assert (info.value.topic, info.value.partition, info.value.offset) == (poison_topic, 0, 1)
+    assert committed(kafka_bootstrap, conf["group.id"], poison_topic, 1) == {0: 1}
+
+
+def test_aep_rejection_without_dlq_fails_at_its_offset(kafka_bootstrap, make_topic, aep_emulator):
+    topic = make_topic(partitions=1)
+    produce_values(kafka_bootstrap, topic, [message(topic, 0, 0), message(topic, 0, 1), b'{"no": "header"}', message(topic, 0, 3)])
+    conf = kafka_conf(kafka_bootstrap)
+    with pytest.raises(RecordRejectedError, match=rf"{topic}\[0\]@2 was rejected \(status 400"):
+        _engine(conf, topic, inlet_client(aep_emulator)).run()
+    assert committed(kafka_bootstrap, conf["group.id"], topic, 1) == {0: 2}
+
+
+def test_on_reject_skip_counts_and_goes_on(kafka_bootstrap, poison_topic, aep_emulator, caplog):
+    conf = kafka_conf(kafka_bootstrap)
+    with caplog.at_level(logging.WARNING, logger="aep_provider.engine"):
+        summary = _engine(conf, poison_topic, inlet_client(aep_emulator), on_reject="skip").run()
+    assert (summary.delivered, summary.rejected, summary.skipped) == (3, 4, 1)
+    assert committed(kafka_bootstrap, conf["group.id"], poison_topic, 1) == {0: 8}
+    skipped = [r.getMessage() for r in caplog.records if "skipped (on_reject='skip')" in r.getMessage()]
+    assert len(skipped) == 4
+    # Rejected contents appear at most as a short prefix.
+    assert all(len(line) < 600 for line in skipped)
+
+
+def test_three_instances_on_one_group_split_partitions_exactly_once(kafka_bootstrap, make_topic, aep_emulator):
+    topic = make_topic(partitions=6)
+    per_partition = 2000
+    produce(kafka_bootstrap, topic, 6, per_partition)
+    # Slow answers keep the first instance busy long enough for the others to join.
+    aep_emulator.inject(Fault(delay_seconds=0.03, count=None, endpoint="batch"))
+    conf = kafka_conf(kafka_bootstrap)
+    barrier = threading.Barrier(3)
+    summaries, errors = [], []
+
+    def instance() -> None:
+        barrier.wait()
+        try:
+            summaries.append(_engine(conf, topic, inlet_client(aep_emulator), max_batch_records=100, max_in_flight=2).run())
+        except Exception as err:  # surfaced by the assertion below
+            errors.append(err)
+
+    threads = [threading.Thread(target=instance) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors
+    assert len(summaries) == 3
+    got = received(aep_emulator)
+    assert {p: sorted(got[p]) for p in range(6)} == {p: list(range(per_partition)) for p in range(6)}
+    assert sum(Counter(n for n in seqs).total() for seqs in got.values()) == 6 * per_partition
+    assert all(s.delivered > 0 for s in summaries)
+    assert committed(kafka_bootstrap, conf["group.id"], topic, 6) == {p: per_partition for p in range(6)}
+
+
+def test_records_produced_after_the_snapshot_wait_for_the_next_run(kafka_bootstrap, make_topic, aep_emulator):
+    topic = make_topic(partitions=1)
+    produce(kafka_bootstrap, topic, 1, 200)
+    client = inlet_client(aep_emulator)
+
+    class ProduceMoreOnFirstSend:
+        produced = False
+
+        def send_batch(self, messages):
+            if not self.produced:
+                self.produced = True
+                produce(kafka_bootstrap, topic, 1, 100, start=200)
+            return client.send_batch(messages)
+
+    conf = kafka_conf(kafka_bootstrap)
+    first = _engine(conf, topic, ProduceMoreOnFirstSend(), max_batch_records=50).run()
+    assert received(aep_emulator) == {0: list(range(200))}
+    assert committed(kafka_bootstrap, conf["group.id"], topic, 1) == {0: 200}
+    assert first.partition(topic, 0).end == 200
+
+    _engine(conf, topic, client).run()
+    assert received(aep_emulator) == {0: list(range(300))}
+
+
+def test_committed_offset_below_log_start_warns_and_continues(kafka_bootstrap, make_topic, aep_emulator, caplog):
+    topic = make_topic(partitions=1)
+    produce(kafka_bootstrap, topic, 1, 100)
+    conf = kafka_conf(kafka_bootstrap)
+    setter = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": conf["group.id"]})
+    setter.commit(offsets=[TopicPartition(topic, 0, 10)], asynchronous=False)
+    setter.close()
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    for future in admin.delete_records([TopicPartition(topic, 0, 50)]).values():
+        future.result(10)
+
+    with caplog.at_level(logging.WARNING, logger="aep_provider.engine"):
+        summary = _engine(conf, topic, inlet_client(aep_emulator)).run()
+
+    assert received(aep_emulator) == {0: list(range(50, 100))}
+    assert summary.partition(topic, 0).lost_to_retention == 40
+    assert any("40 record(s) were deleted by retention" in r.getMessage() for r in caplog.records)
+    assert committed(kafka_bootstrap, conf["group.id"], topic, 1) == {0: 100}
+
+
+def test_max_records_per_run_stops_cleanly_and_leaves_the_rest(kafka_bootstrap, make_topic, aep_emulator):
+    topic = make_topic(partitions=1)
+    produce(kafka_bootstrap, topic, 1, 1000)
+    conf = kafka_conf(kafka_bootstrap)
+    summary = _engine(conf, topic, inlet_client(aep_emulator), max_records_per_run=250, max_batch_records=100).run()
+    assert summary.stopped_by == "max_records_per_run"
+    assert received(aep_emulator) == {0: list(range(250))}
+    assert committed(kafka_bootstrap, conf["group.id"], topic, 1) == {0: 250}
+    assert summary.partition(topic, 0).lag == 750
+
+
+def test_stop_request_ends_promptly_and_commits_what_was_acknowledged(kafka_bootstrap, make_topic, aep_emulator):
+    topic = make_topic(partitions=1)
+    produce(kafka_bootstrap, topic, 1, 5000)
+    aep_emulator.inject(Fault(delay_seconds=0.2, count=None, endpoint="batch"))
+    conf = kafka_conf(kafka_bootstrap)
+    client = inlet_client(aep_emulator)
+    engine = _engine(conf, topic, client, max_batch_records=100, max_in_flight=1)
+    first_sent = threading.Event()
+
+    class Watch:
+        def send_batch(self, messages):
+            first_sent.set()
+            return client.send_batch(messages)
+
+    engine.sender = Watch()
+    result = {}
+    runner = threading.Thread(target=lambda: result.setdefault("summary", engine.run()))
+    runner.start()
+    assert first_sent.wait(30)
+    engine.stop()
+    runner.join(30)
+    assert not runner.is_alive()
+    summary = result["summary"]
+    assert summary.stopped_by == "stop requested"
+    delivered = len(aep_emulator.accepted())
+    assert 0 < delivered < 5000
+    assert committed(kafka_bootstrap, conf["group.id"], topic, 1) == {0: delivered}
+
+
+def test_missing_topic_is_one_clear_error(kafka_bootstrap, aep_emulator):
+    name = f"no-such-topic-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(KafkaSetupError, match=rf"topic '{name}' cannot be read.*create it"):
+        _engine(kafka_conf(kafka_bootstrap), name, inlet_client(aep_emulator)).run()
+
+
+def test_unreachable_broker_is_one_clear_error_in_bounded_time(aep_emulator):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens once closed
+    conf = kafka_conf(f"127.0.0.1:{port}")
+    with pytest.raises(KafkaSetupError, match=rf"bootstrap.servers='127.0.0.1:{port}' did not answer within 2s"):
+        _engine(conf, "events", inlet_client(aep_emulator), kafka_timeout_seconds=2.0).run()
