@@ -54,8 +54,9 @@ _AEP_CONN_FIELDS: dict[str, Any] = {
     },
     "timeout": {
         "label": "Timeout (s)",
-        "description": "Connect and read timeout of each request, in seconds.",
-        "schema": {"type": ["number", "null"], "default": 30},
+        "description": "Connect and read timeout of each request, in seconds "
+        "(default: 10 to connect, 30 to read).",
+        "schema": {"type": ["number", "null"]},
     },
     "verify": {
         "label": "Verify TLS",

@@ -83,7 +83,11 @@ def main() -> None:
     try:
         token = requests.post(
             f"{url}/ims/token/v3",
-            data={"grant_type": "client_credentials", "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET},
+            data={
+                "grant_type": "client_credentials",
+                "client_id": DEFAULT_CLIENT_ID,
+                "client_secret": DEFAULT_CLIENT_SECRET,
+            },
             timeout=10,
         ).json()["access_token"]
         headers = {

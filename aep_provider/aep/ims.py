@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -12,7 +13,14 @@ import requests
 
 from aep_provider.aep.errors import AEPAuthError, AEPConfigError, AEPUnavailableError
 from aep_provider.aep.retry import Deadline, RetryBudget, RetryPolicy, is_retryable_status, parse_retry_after
-from aep_provider.aep.transport import DEFAULT_TIMEOUT, build_session, describe_exception, normalize_base_url, redact
+from aep_provider.aep.transport import (
+    DEFAULT_TIMEOUT,
+    build_session,
+    describe_exception,
+    normalize_base_url,
+    redact,
+    safe_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +123,9 @@ class IMSTokenProvider:
         if not client_id:
             raise AEPConfigError("auth 'oauth' needs a client id: set the connection's login (Client ID).")
         if not client_secret:
-            raise AEPConfigError("auth 'oauth' needs a client secret: set the connection's password (Client secret).")
+            raise AEPConfigError(
+                "auth 'oauth' needs a client secret: set the connection's password (Client secret)."
+            )
         self.client_id = client_id
         self._client_secret = client_secret
         self.token_url = normalize_base_url(ims_url, what="IMS URL", default=DEFAULT_IMS_URL) + TOKEN_PATH
@@ -166,11 +176,9 @@ class IMSTokenProvider:
             seconds = min(seconds, deadline.remaining())
         if seconds <= 0:
             raise AEPUnavailableError(f"No time left in the deadline to request a token from {self.token_url}.")
-        budget = RetryBudget(
-            RetryPolicy(seconds, self.retry.max_attempts, self.retry.backoff_base_seconds, self.retry.backoff_max_seconds),
-            clock=self._clock,
-            sleep=self._sleep,
-        )
+        # The caller's deadline caps IMS retries: a token fetch inside send_batch spends its budget.
+        policy = dataclasses.replace(self.retry, deadline_seconds=seconds)
+        budget = RetryBudget(policy, clock=self._clock, sleep=self._sleep)
         form = {
             "grant_type": "client_credentials",
             "client_id": self.client_id,
@@ -186,7 +194,11 @@ class IMSTokenProvider:
             try:
                 # A dict body makes requests form-encode every value (secrets hold & + =).
                 response = self._session.post(
-                    self.token_url, data=form, headers={"Accept": "application/json"}, timeout=timeout
+                    self.token_url,
+                    data=form,
+                    headers={"Accept": "application/json"},
+                    timeout=timeout,
+                    allow_redirects=False,  # the secret must only ever go to the configured IMS
                 )
             except requests.RequestException as exc:
                 last = describe_exception(exc, [self._client_secret])
@@ -236,7 +248,9 @@ class IMSTokenProvider:
             payload = response.json()
         except ValueError:
             payload = None
-        if isinstance(payload, dict):
+        if "Location" in response.headers:
+            detail = f"redirects to {safe_url(response.headers['Location'])}"
+        elif isinstance(payload, dict):
             error = payload.get("error") or payload.get("error_code") or ""
             description = payload.get("error_description") or payload.get("message") or ""
             detail = redact(f"{error}: {description}".strip(": "), [self._client_secret])[:300]
@@ -244,7 +258,8 @@ class IMSTokenProvider:
             raise AEPAuthError(
                 f"Adobe IMS at {self.token_url} refused the credentials (HTTP {status}"
                 f"{', ' + detail if detail else ''}). Check the connection's Client ID (login), Client secret "
-                "(password) and scopes against the OAuth Server-to-Server credential in the Adobe Developer Console."
+                "(password) and scopes against the OAuth Server-to-Server credential in the Adobe Developer "
+                "Console."
             )
         raise AEPConfigError(
             f"Adobe IMS at {self.token_url} answered HTTP {status}{' (' + detail + ')' if detail else ''}: check "

@@ -49,6 +49,7 @@ class _Call:
         self.renewed = False
         self.last = "no attempt made"
         self.last_status: int | None = None
+        self.location: str | None = None
 
 
 class InletClient:
@@ -151,8 +152,9 @@ class InletClient:
         size = batch_body_size(sum(len(messages[i]) for i in pending), len(pending))
         if size > MAX_REQUEST_BYTES:
             raise AEPConfigError(
-                f"A batch of {len(pending)} messages makes a {size:,}-byte body, over AEP's {MAX_REQUEST_BYTES:,}-byte "
-                f"limit for {self.batch_url}: split it into smaller batches (see results.batch_body_size)."
+                f"A batch of {len(pending)} messages makes a {size:,}-byte body, over AEP's "
+                f"{MAX_REQUEST_BYTES:,}-byte limit for {self.batch_url}: split it into smaller batches "
+                "(see results.batch_body_size)."
             )
         call = self._new_call(BatchResult(results=[]))
         answered = False  # whether any 207 came back (then nothing may be raised away)
@@ -170,8 +172,8 @@ class InletClient:
                     results[i] = MessageResult(Outcome.RETRYABLE, status, f"retry budget exhausted: {call.last}")
                 break
             except AEPError as exc:
-                if any(r is not None and r.accepted for r in results):
-                    exc.partial = self._finish(results, call)  # type: ignore[attr-defined]
+                if answered:
+                    exc.partial = self._finish(results, call)
                 raise
             answered = True
             if batch_id:
@@ -186,7 +188,7 @@ class InletClient:
             pending = retry_now
             if pending:
                 call.last = f"{len(pending)} entries answered {sorted({results[i].status for i in pending})}"
-                log.warning("%s: %d of the batch's entries failed retryably; re-sending them", self.batch_url, len(pending))
+                log.warning("%s: %d entries failed retryably; re-sending them", self.batch_url, len(pending))
                 if not call.budget.wait_before_retry():
                     break  # their RETRYABLE results stay in place
         return self._finish(results, call)
@@ -201,9 +203,8 @@ class InletClient:
         :return: a :class:`BatchResult` with one entry.
         """
         if len(message) > MAX_REQUEST_BYTES:
-            return BatchResult(
-                results=[MessageResult(Outcome.REJECTED, 413, _ALONE_TOO_BIG.format(size=len(message), limit=MAX_REQUEST_BYTES))]
-            )
+            reason = _ALONE_TOO_BIG.format(size=len(message), limit=MAX_REQUEST_BYTES)
+            return BatchResult(results=[MessageResult(Outcome.REJECTED, 413, reason)])
         call = self._new_call(BatchResult(results=[]))
         params = {"syncValidation": "true"} if sync_validation else None
         try:
@@ -277,7 +278,15 @@ class InletClient:
             call.result.requests += 1
             call.result.bytes_sent += len(body)
             try:
-                response = self._session.post(url, data=body, params=params, headers=self._headers(token), timeout=timeout)
+                # Redirects are not followed: a bearer token must only ever go to the configured host.
+                response = self._session.post(
+                    url,
+                    data=body,
+                    params=params,
+                    headers=self._headers(token),
+                    timeout=timeout,
+                    allow_redirects=False,
+                )
             except requests.RequestException as exc:
                 call.last = describe_exception(exc, [token, self._proxy])
                 call.last_status = None
@@ -289,6 +298,7 @@ class InletClient:
                     return response
                 call.last = f"HTTP {status}{self._detail(response, token)}"
                 call.last_status = status
+                call.location = safe_url(response.headers["Location"]) if "Location" in response.headers else None
                 if status in (401, 403):
                     if self.auth.renewable and not call.renewed:
                         # The token may have expired or been revoked: renew once, retry at once.
@@ -340,7 +350,10 @@ class InletClient:
                 "permissions, and whether an IP allow-list blocks this worker."
             )
         else:
-            hint = "a fresh token was refused too: check the IMS org id, sandbox name and the credential's AEP permissions."
+            hint = (
+                "a fresh token was refused too: check the IMS org id, sandbox name and the credential's AEP "
+                "permissions."
+            )
         return f"{url} answered {call.last}: {hint}"
 
     def _request_message(self, url: str, status: int, call: _Call) -> str:
@@ -351,6 +364,11 @@ class InletClient:
             501: "the feature (e.g. syncValidation) is not supported in this region.",
         }
         hint = hints.get(status, "retrying cannot fix this status.")
+        if 300 <= status < 400:
+            hint = (
+                f"it redirects to {call.location or 'another address'}; redirects are not followed (the token "
+                "must not travel elsewhere): set the connection's host to the final inlet URL."
+            )
         return f"{url} refused the request with {call.last}: {hint}"
 
     def _json(self, response: requests.Response) -> Any:

@@ -40,7 +40,9 @@ class RetryPolicy:
         if self.backoff_base_seconds < 0 or self.backoff_max_seconds < 0:
             raise ValueError("backoff seconds must be >= 0")
 
-    def backoff(self, retry_number: int, retry_after: float | None = None, *, rng: random.Random | None = None) -> float:
+    def backoff(
+        self, retry_number: int, retry_after: float | None = None, *, rng: random.Random | None = None
+    ) -> float:
         """
         Seconds to wait before retry number ``retry_number`` (1 = first retry).
 

@@ -7,9 +7,20 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from aep_provider.aep.errors import AEPConfigError
-from aep_provider.aep.ims import DEFAULT_IMS_URL, DEFAULT_SCOPES, IMSTokenProvider, NoAuth, StaticToken, TokenProvider
+from aep_provider.aep.ims import (
+    DEFAULT_IMS_URL,
+    DEFAULT_SCOPES,
+    IMSTokenProvider,
+    NoAuth,
+    StaticToken,
+    TokenProvider,
+)
 from aep_provider.aep.inlet import DEFAULT_INLET_URL, DEFAULT_SANDBOX, InletClient
-from aep_provider.aep.ratelimit import DEFAULT_MAX_MESSAGES_PER_SECOND, DEFAULT_MAX_REQUESTS_PER_SECOND, RateLimiter
+from aep_provider.aep.ratelimit import (
+    DEFAULT_MAX_MESSAGES_PER_SECOND,
+    DEFAULT_MAX_REQUESTS_PER_SECOND,
+    RateLimiter,
+)
 from aep_provider.aep.retry import RetryPolicy
 from aep_provider.aep.transport import DEFAULT_TIMEOUT, build_session, normalize_base_url
 

@@ -59,7 +59,7 @@ def _banner(emulator: AEPEmulator) -> str:
             f"  inlet              : {url}/collection/batch/{inlet.inlet_id}  "
             f"(sandbox {inlet.sandbox_name}, {auth})"
         )
-    lines.append(f"  control            : {url}/emulator/health | stats | accepted | faults | revoke-tokens | reset")
+    lines.append(f"  control            : {url}/emulator/{{health,stats,accepted,faults,revoke-tokens,reset}}")
     if config.record_path:
         lines.append(f"  recording to       : {config.record_path}")
     return "\n".join(lines)
@@ -76,9 +76,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         emulator.start()
+    except EmulatorConfigError as err:
+        print(f"aep-emulator: error: {err}", file=sys.stderr)
+        return 2
     except OSError as err:
         if err.errno == errno.EADDRINUSE:
-            reason = f"port {args.port} on {args.host} is already in use; pick another with --port (0 = any free port)"
+            reason = (
+                f"port {args.port} on {args.host} is already in use; "
+                "pick another with --port (0 = any free port)"
+            )
         else:
             reason = f"cannot listen on {args.host}:{args.port}: {err.strerror or err}"
         print(f"aep-emulator: error: {reason}", file=sys.stderr)

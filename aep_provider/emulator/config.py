@@ -80,7 +80,8 @@ class EmulatorConfig:
     """
 
     client_id: str = DEFAULT_CLIENT_ID
-    client_secret: str = DEFAULT_CLIENT_SECRET
+    # Out of reprs: the default is fake, but a configured one may look like a real secret.
+    client_secret: str = field(default=DEFAULT_CLIENT_SECRET, repr=False)
     ims_org_id: str = DEFAULT_IMS_ORG_ID
     required_scopes: tuple[str, ...] = ()
     token_ttl_seconds: int = DEFAULT_TOKEN_TTL_SECONDS

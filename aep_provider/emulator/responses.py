@@ -27,7 +27,8 @@ def inlet_problem(status: int, message: str, cause: str | None = None, title: st
     report: dict[str, Any] = {"message": message}
     if cause is not None:
         report["cause"] = cause
-    return {"type": PROBLEM_TYPE, "status": status, "title": title or _TITLES.get(status, "Error"), "report": report}
+    title = title or _TITLES.get(status, "Error")
+    return {"type": PROBLEM_TYPE, "status": status, "title": title, "report": report}
 
 
 def auth_problem(status: int, inlet_id: str, message: str) -> dict[str, Any]:

@@ -66,7 +66,7 @@ class _Server(ThreadingHTTPServer):
         exc = sys.exc_info()[1]
         if isinstance(exc, (ConnectionError, TimeoutError)):
             return
-        print(f"aep-emulator: internal error while answering {client_address[0]}: {type(exc).__name__}", file=sys.stderr)
+        print(f"aep-emulator: internal error serving {client_address[0]}: {type(exc).__name__}", file=sys.stderr)
 
     def close_connections(self) -> None:
         """Cut idle keep-alive connections so clients see the emulator go away."""
@@ -126,7 +126,6 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             head.append("Connection: close")
         self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
-        self._status = status
 
     def _read_body(self, limit: int) -> bytes:
         """The request body; raises :class:`_BodyTooLarge` (after draining it) past ``limit``."""
@@ -210,8 +209,8 @@ class _Handler(BaseHTTPRequestHandler):
             raise
         except Exception as err:  # an emulator bug must not look like a network failure
             self.close_connection = True
-            print(f"aep-emulator: internal error on {self.command} {urlsplit(self.path).path}: "
-                  f"{type(err).__name__}", file=sys.stderr)
+            where = f"{self.command} {urlsplit(self.path).path}"
+            print(f"aep-emulator: internal error on {where}: {type(err).__name__}", file=sys.stderr)
             self._send(500, inlet_problem(500, f"emulator internal error ({type(err).__name__})"))
 
     def do_POST(self) -> None:
@@ -338,7 +337,8 @@ class _Handler(BaseHTTPRequestHandler):
         sync = endpoint == "single" and parse_qs(query).get("syncValidation", [""])[0].lower() == "true"
         if sync and not inlet.sync_validation_supported:
             state.record(endpoint, 501, inlet_id=inlet_id, body_bytes=len(raw))
-            self._send(501, inlet_problem(501, f"inletId: [{inlet_id}] syncValidation is not supported in this region"))
+            text = f"inletId: [{inlet_id}] syncValidation is not supported in this region"
+            self._send(501, inlet_problem(501, text))
             return
         wait = state.admit(inlet_id, inlet.max_requests_per_second, sync)
         if wait is not None:
@@ -366,26 +366,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _check_headers(self, inlet: InletConfig, config: EmulatorConfig) -> tuple[int, Any] | None:
         """``(status, body)`` refusing the request on its headers, or ``None``."""
+        if inlet.authenticated:
+            status = config.auth_failure_status
+            scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+            token = token.strip()
+            if scheme.lower() != "bearer" or not token:
+                return status, auth_problem(status, inlet.inlet_id, "Ims service token is empty")
+            if not self.server.state.token_valid(token):
+                return status, auth_problem(status, inlet.inlet_id, "Ims service token is invalid or expired")
+            if self.headers.get("x-api-key") != config.client_id:
+                return 403, api_key_problem()
+            if self.headers.get("x-gw-ims-org-id") != config.inlet_org(inlet):
+                return 403, auth_problem(
+                    403, inlet.inlet_id, "x-gw-ims-org-id is missing or is not the org that owns this inlet"
+                )
         sandbox = self.headers.get("x-sandbox-name")
         if sandbox is not None and sandbox != inlet.sandbox_name:
             return 403, auth_problem(
                 403, inlet.inlet_id, f"the inlet is not in sandbox {sandbox!r} (x-sandbox-name)"
-            )
-        if not inlet.authenticated:
-            return None
-        status = config.auth_failure_status
-        authorization = self.headers.get("Authorization", "")
-        scheme, _, token = authorization.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            return status, auth_problem(status, inlet.inlet_id, "Ims service token is empty")
-        if not self.server.state.token_valid(token):
-            return status, auth_problem(status, inlet.inlet_id, "Ims service token is invalid or expired")
-        if self.headers.get("x-api-key") != config.client_id:
-            return 403, api_key_problem()
-        if self.headers.get("x-gw-ims-org-id") != config.inlet_org(inlet):
-            return 403, auth_problem(
-                403, inlet.inlet_id, "x-gw-ims-org-id is missing or is not the org that owns this inlet"
             )
         return None
 
@@ -572,13 +570,26 @@ class AEPEmulator:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> AEPEmulator:
-        """Bind and serve; raises :class:`OSError` if the port is taken."""
+        """
+        Bind and serve.
+
+        :raises OSError: the port is taken (``errno.EADDRINUSE``) or cannot be bound.
+        :raises EmulatorConfigError: the record file cannot be opened.
+        """
         if self._server is not None:
             return self
         self._stopping.clear()
-        self._server = _Server((self.host, self._port), self._state, self._stopping)
+        self._state.open()
+        try:
+            self._server = _Server((self.host, self._port), self._state, self._stopping)
+        except OSError:
+            self._state.close()
+            raise
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name=f"aep-emulator-{self.port}", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"aep-emulator-{self.port}",
+            daemon=True,
         )
         self._thread.start()
         return self

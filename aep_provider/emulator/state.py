@@ -11,7 +11,7 @@ import time
 from collections import defaultdict
 from typing import IO, Any, NamedTuple
 
-from aep_provider.emulator.config import EmulatorConfig, Fault
+from aep_provider.emulator.config import EmulatorConfig, EmulatorConfigError, Fault
 
 #: DCS allows at most this many ``?syncValidation=true`` requests per minute per inlet.
 SYNC_VALIDATIONS_PER_MINUTE = 60
@@ -81,8 +81,6 @@ class EmulatorState:
         self.config = config
         self._lock = threading.Lock()
         self._record_file: IO[str] | None = None
-        if config.record_path:
-            self._record_file = open(config.record_path, "a", encoding="utf-8")  # noqa: SIM115
         self._seq = 0
         self._reset_locked()
 
@@ -100,6 +98,17 @@ class EmulatorState:
         """Forget tokens, faults, accepted messages and counters (the config stays)."""
         with self._lock:
             self._reset_locked()
+
+    def open(self) -> None:
+        """Open the JSONL record file, if one is configured (appending: restarts keep history)."""
+        with self._lock:
+            if self.config.record_path and self._record_file is None:
+                try:
+                    self._record_file = open(self.config.record_path, "a", encoding="utf-8")  # noqa: SIM115
+                except OSError as err:
+                    raise EmulatorConfigError(
+                        f"cannot open record file {self.config.record_path}: {err.strerror}"
+                    ) from None
 
     def close(self) -> None:
         with self._lock:
@@ -202,7 +211,8 @@ class EmulatorState:
         """Count one request (before it is answered) and keep what it accepted, in arrival order."""
         lines: list[str] = []
         if accepted is not None and self._record_file is not None:
-            prefix = f'{{"inletId":{_dumps(accepted.inlet_id)},"receivedTimeMs":{accepted.received_ms},"xactionId":'
+            inlet, received = _dumps(accepted.inlet_id), accepted.received_ms
+            prefix = f'{{"inletId":{inlet},"receivedTimeMs":{received},"xactionId":'
             lines = [
                 f'{prefix}{_dumps(x)},"message":{_dumps(m)}}}\n'
                 for m, x in zip(accepted.messages, accepted.xaction_ids)

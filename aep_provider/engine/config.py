@@ -107,7 +107,6 @@ class DrainConfig:
     :param assignment_timeout_seconds: bound on the wait for the first partition assignment.
     :param stop_grace_seconds: how long a stopping run waits for in-flight requests.
     :param progress_interval_seconds: how often per-partition progress is logged.
-    :param commit: False leaves the group's offsets untouched (e.g. a replay).
     """
 
     max_batch_records: int = 500
@@ -122,7 +121,6 @@ class DrainConfig:
     assignment_timeout_seconds: float = 60.0
     stop_grace_seconds: float = 30.0
     progress_interval_seconds: float = 30.0
-    commit: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "on_reject", validate_on_reject(self.on_reject))

@@ -116,6 +116,7 @@ class DrainEngine:
         # is still sent so that the commit reaches exactly the rejected offset.
         self._rejected: RecordRejectedError | None = None
         self._assigned_at: float | None = None
+        self._last_progress = 0.0
         self._taken = 0
         self._closing = False
 
@@ -177,7 +178,10 @@ class DrainEngine:
         assert self._consumer is not None
         buffer_limit = cfg.max_in_flight * cfg.max_batch_records * 2
         reading = True
-        next_commit = next_progress = time.monotonic()
+        # A broker that stops answering mid-run must not keep the run alive: bound the wait for
+        # anything (records, end of partition, rebalance) to arrive while partitions remain.
+        stall_seconds = cfg.kafka_timeout_seconds + cfg.stop_grace_seconds
+        next_commit = next_progress = self._last_progress = time.monotonic()
         while self._failure is None:
             now = time.monotonic()
             if self._stop.is_set():
@@ -199,6 +203,13 @@ class DrainEngine:
             idle = not self._in_flight and not len(self._batcher) and not (self._dlq and self._dlq.pending)
             if idle and (not reading or self._all_complete(now)):
                 return
+            if reading and now - self._last_progress > stall_seconds and not self._all_complete(now):
+                waiting = sorted(f"{st.plan.topic}[{st.plan.partition}]" for st in self._states.values() if not st.complete)
+                raise KafkaSetupError(
+                    f"no record or end of partition arrived from bootstrap.servers={self._bootstrap!r} for "
+                    f"{stall_seconds:g}s while {', '.join(waiting) or 'the assignment'} had not reached the snapshot end; "
+                    "check the broker's health."
+                )
 
             got_all = True
             if reading and len(self._batcher) < buffer_limit:
@@ -206,15 +217,19 @@ class DrainEngine:
                 got_all = len(messages) < cfg.max_batch_records
                 for msg in messages:
                     self._handle(msg)
-                    if self._rejected is not None or (
-                        cfg.max_records_per_run is not None and self._taken >= cfg.max_records_per_run
-                    ):
+                    if cfg.max_records_per_run is not None and self._taken >= cfg.max_records_per_run:
+                        self.summary.stopped_by = "max_records_per_run"
+                        reading = False
+                    if self._rejected is not None or not reading:
                         reading = False
                         break
-            elif self._in_flight:
-                wait(list(self._in_flight), timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
             else:
-                time.sleep(_POLL_SECONDS / 10)
+                # Not waiting on Kafka while the buffer is full: that is AEP's time, bounded by its deadline.
+                self._last_progress = time.monotonic()
+                if self._in_flight:
+                    wait(list(self._in_flight), timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
+                else:
+                    time.sleep(_POLL_SECONDS / 10)
             if self._dlq:
                 self._dlq.poll()
             self._collect(only_done=True)
@@ -238,6 +253,8 @@ class DrainEngine:
 
     def _handle(self, msg: Message) -> None:
         err = msg.error()
+        if err is None or err.code() == KafkaError._PARTITION_EOF:
+            self._last_progress = time.monotonic()
         key = (msg.topic(), msg.partition())
         st = self._states.get(key)
         if err is not None:
@@ -431,6 +448,7 @@ class DrainEngine:
             self._fail(DrainError(f"planning the assigned partitions failed: {type(err).__name__}: {err}"))
         finally:
             self._assigned_at = self._assigned_at or time.monotonic()
+            self._last_progress = time.monotonic()
 
     def _assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:

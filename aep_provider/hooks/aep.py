@@ -43,7 +43,9 @@ class AEPStreamingHook(BaseHook):
     conn_type = "adobe_aep"
     hook_name = "Adobe Experience Platform (streaming)"
 
-    def __init__(self, aep_conn_id: str = default_conn_name, inlet_id: str | None = None, **client_overrides: Any) -> None:
+    def __init__(
+        self, aep_conn_id: str = default_conn_name, inlet_id: str | None = None, **client_overrides: Any
+    ) -> None:
         super().__init__()
         unknown = sorted(set(client_overrides) - AEPSettings.option_names())
         if unknown:

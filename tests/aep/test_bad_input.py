@@ -1,10 +1,13 @@
-"""Unreachable or vanishing endpoints end in one clear error, within the (short) deadline."""
+"""Unreachable, vanishing or redirecting endpoints end in one clear error, within the (short) deadline."""
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 
-from aep_provider.aep import AEPUnavailableError
+from aep_provider.aep import AEPConfigError, AEPRequestError, AEPUnavailableError
 from aep_provider.emulator import AEPEmulator, EmulatorConfig, InletConfig
 from tests.aep.support import client_for, closed_port, xdm
 
@@ -30,3 +33,46 @@ def test_emulator_down_past_the_deadline():
         client.send_batch([xdm("b")])
     # The deadline, not the attempt count, ended it.
     assert "100 attempts, 1s" in str(info.value)
+
+
+class _Redirector(BaseHTTPRequestHandler):
+    """Answers every POST with a redirect to a "different host", recording what it was sent."""
+
+    seen: list[dict[str, str]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 -- http.server's naming
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).seen.append(dict(self.headers))
+        self.send_response(307)
+        self.send_header("Location", "http://127.0.0.2:1/elsewhere?sig=abc")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def redirector():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirector)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Redirector.seen = []
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_inlet_redirect_is_not_followed(redirector):
+    client = client_for(redirector, auth="token", access_token="tok-never-elsewhere")
+    with pytest.raises(AEPRequestError, match="redirects to http://127.0.0.2:1/elsewhere; redirects are not followed") as info:
+        client.send_batch([xdm("a")])
+    assert info.value.status == 307
+    assert "sig=abc" not in str(info.value)
+    assert len(_Redirector.seen) == 1
+
+
+def test_ims_redirect_is_a_config_error_naming_the_target(redirector):
+    with pytest.raises(AEPConfigError, match="HTTP 307 .redirects to http://127.0.0.2:1/elsewhere.: check the IMS URL"):
+        client_for(redirector).send_batch([xdm("a")])
+    assert len(_Redirector.seen) == 1

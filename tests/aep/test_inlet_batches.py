@@ -12,7 +12,6 @@ from aep_provider.aep import (
     AEPConfigError,
     AEPRequestError,
     Outcome,
-    batch_body_size,
     build_batch_body,
 )
 from aep_provider.emulator import AEPEmulator, EmulatorConfig, Fault, InletConfig
@@ -217,3 +216,49 @@ def test_concurrent_batches_share_one_token_and_lose_nothing(aep_emulator):
     assert sum(accepted) == 400
     assert len(set(accepted_ids(aep_emulator))) == 400
     assert aep_emulator.stats()["tokens_issued"] == 1
+
+
+@pytest.mark.parametrize(("client_limit", "throttled"), [(4, False), (0, True)])
+def test_client_rate_limit_keeps_under_the_inlet_limit(client_limit, throttled):
+    with AEPEmulator(EmulatorConfig(inlets=(InletConfig(max_requests_per_second=5),))) as emulator:
+        client = client_for(emulator.url, max_requests_per_second=client_limit)
+        results = [client.send_batch([xdm(f"m{i}")]) for i in range(9)]
+        assert all(r.accepted == 1 for r in results)
+        assert (sum(r.throttled for r in results) > 0) is throttled
+        assert (emulator.stats()["rate_limited"] > 0) is throttled
+        assert len(accepted_ids(emulator)) == 9
+
+
+def test_flow_id_header_lets_raw_data_through_the_single_endpoint(aep_emulator):
+    raw = b'{"customerId":"c-1","amount":3}'
+    assert client_for(aep_emulator.url).send_one(raw).results[0].outcome is Outcome.REJECTED
+    result = client_for(aep_emulator.url, flow_id="flow-123").send_one(raw)
+    assert result.results[0].outcome is Outcome.ACCEPTED
+    assert aep_emulator.accepted() == [{"customerId": "c-1", "amount": 3}]
+
+
+def test_burst_of_401s_from_many_threads_mints_one_new_token(aep_emulator):
+    client = client_for(aep_emulator.url, pool_size=8)
+    phase = threading.Barrier(9)
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            client.send_batch([xdm(f"a{n}")])
+            phase.wait(10)  # everyone holds the first token...
+            phase.wait(10)  # ...which the main thread revokes here
+            client.send_batch([xdm(f"b{n}")])
+        except BaseException as exc:  # noqa: BLE001 -- reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    phase.wait(10)
+    aep_emulator.revoke_tokens()
+    phase.wait(10)
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert aep_emulator.stats()["tokens_issued"] == 2
+    assert sorted(accepted_ids(aep_emulator)) == sorted([f"a{n}" for n in range(8)] + [f"b{n}" for n in range(8)])

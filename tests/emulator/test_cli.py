@@ -35,7 +35,9 @@ def start_cli() -> Iterator:
     procs: list[subprocess.Popen[str]] = []
 
     def start(*args: str) -> _Started:
-        proc = subprocess.Popen([*CLI, "--port", "0", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [*CLI, "--port", "0", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         procs.append(proc)
         banner: list[str] = []
         for line in proc.stdout:  # type: ignore[union-attr]
@@ -43,7 +45,9 @@ def start_cli() -> Iterator:
             if line.startswith("  control"):
                 break
         match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", banner[0] if banner else "")
-        assert match, f"no banner; stderr: {proc.stderr.read() if proc.poll() is not None else ''}"  # type: ignore[union-attr]
+        if not match:
+            proc.kill()
+            pytest.fail(f"aep-emulator did not start; stderr: {proc.communicate(timeout=10)[1]}")
         return _Started(proc, banner, match.group(1))
 
     yield start
@@ -117,6 +121,13 @@ def test_bad_config_is_one_line_exit_2(tmp_path, content, expected):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("aep-emulator: error: ") and expected in lines[0]
+
+
+def test_unwritable_record_file_is_one_line_exit_2(tmp_path):
+    result = _run("--port", "0", "--record", str(tmp_path / "no-such-dir" / "rec.jsonl"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("aep-emulator: error: cannot open record file ")
+    assert "No such file or directory" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
 def test_bad_token_ttl_is_one_line_exit_2():

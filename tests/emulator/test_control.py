@@ -116,6 +116,17 @@ def test_stop_closes_keep_alive_connections_and_frees_the_port():
         assert RemoteEmulator(again.url).health()["status"] == "ok"
 
 
-def test_repr_names_the_url_and_nothing_secret(aep_emulator):
+def test_reprs_name_the_url_and_never_the_secret(aep_emulator):
     assert repr(aep_emulator) == f"AEPEmulator(url={aep_emulator.url!r})"
-    assert "secret" not in repr(aep_emulator.config.inlets)
+    config = EmulatorConfig(client_secret="configured-s3cret")
+    assert "configured-s3cret" not in repr(config) and "client_id" in repr(config)
+
+
+def test_restart_keeps_recording(tmp_path):
+    path = tmp_path / "accepted.jsonl"
+    emulator = AEPEmulator(EmulatorConfig(record_path=str(path)))
+    for run in ("first", "second"):
+        with emulator:
+            Inlet(emulator).batch([xdm({"_id": run})])
+    ids = [json.loads(line)["message"]["body"]["xdmEntity"]["_id"] for line in path.read_text().splitlines()]
+    assert ids == ["first", "second"]

@@ -144,9 +144,14 @@ def test_revoke_tokens_makes_issued_tokens_401_until_renewed(inlet, aep_emulator
 def test_rate_limit_answers_429_with_retry_after(make_aep_emulator):
     emulator = make_aep_emulator(EmulatorConfig(inlets=(InletConfig(max_requests_per_second=2),)))
     inlet = Inlet(emulator)
-    answers = [inlet.batch([xdm()]) for _ in range(3)]
-    assert [a.status_code for a in answers] == [207, 207, 429]
-    assert answers[2].headers["Retry-After"] == "1"
-    assert answers[2].json()["status"] == 429
+    answers = []
+    for _ in range(20):  # bounded: a stalled machine may roll the 1 s window once or twice
+        answers.append(inlet.batch([xdm()]))
+        if answers[-1].status_code == 429:
+            break
+    statuses = [a.status_code for a in answers]
+    assert statuses[-1] == 429 and set(statuses[:-1]) == {207} and len(statuses) >= 3
+    assert answers[-1].headers["Retry-After"] == "1"
+    assert answers[-1].json()["status"] == 429
     assert emulator.stats()["rate_limited"] == 1
-    assert len(emulator.accepted()) == 2
+    assert len(emulator.accepted()) == len(statuses) - 1

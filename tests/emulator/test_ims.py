@@ -60,7 +60,7 @@ def test_rfc6749_errors(aep_emulator, form, error, description):
 
 
 def test_required_scopes_are_enforced(make_aep_emulator):
-    emulator = make_aep_emulator(EmulatorConfig(required_scopes=("openid", "additional_info.projectedProductContext")))
+    emulator = make_aep_emulator(required_scopes=("openid", "additional_info.projectedProductContext"))
     response = request_token(emulator.url, scope="openid,AdobeID")
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_scope"
@@ -87,11 +87,11 @@ def test_each_request_mints_a_new_token(aep_emulator):
 
 
 def test_token_expires_after_its_ttl(make_aep_emulator):
-    emulator = make_aep_emulator(EmulatorConfig(token_ttl_seconds=1))
+    emulator = make_aep_emulator(EmulatorConfig(token_ttl_seconds=2))
     inlet = Inlet(emulator)
-    assert request_token(emulator.url).json()["expires_in"] == 1
     assert inlet.batch([xdm()]).status_code == 207
-    time.sleep(1.2)
+    assert request_token(emulator.url).json()["expires_in"] == 2
+    time.sleep(2.1)
     expired = inlet.batch([xdm()])
     assert expired.status_code == 401
     assert expired.json()["report"]["message"].endswith("Ims service token is invalid or expired")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 import requests
@@ -95,7 +96,8 @@ def test_body_one_byte_over_is_413_and_the_connection_stays_usable(inlet, aep_em
     response = inlet.batch_raw(_body_of_exact_size(MAX_BODY_BYTES + 1))
     assert response.status_code == 413
     problem = response.json()
-    assert problem["status"] == 413 and "1,000,001 bytes exceeds the limit of 1,000,000" in problem["report"]["message"]
+    assert problem["status"] == 413
+    assert "1,000,001 bytes exceeds the limit of 1,000,000" in problem["report"]["message"]
     assert aep_emulator.accepted() == []
     assert inlet.batch([xdm()]).status_code == 207  # same keep-alive session
 
@@ -257,3 +259,48 @@ def test_concurrent_batches_all_land(aep_emulator):
     assert statuses == [207] * 16
     ids = {m["body"]["xdmEntity"]["_id"] for m in aep_emulator.accepted()}
     assert len(ids) == 16 * 50
+
+
+def test_null_org_is_filled_in_too(inlet, aep_emulator):
+    assert "xactionId" in inlet.batch([xdm(imsOrgId=None)]).json()["responses"][0]
+    assert aep_emulator.accepted()[0]["header"]["imsOrgId"] == DEFAULT_IMS_ORG_ID
+
+
+def test_chunked_request_body_is_read(inlet, aep_emulator):
+    body = json.dumps({"messages": [xdm({"_id": "chunked"})]}).encode()
+    chunks = iter([body[:10], body[10:]])  # a generator body makes requests send it chunked
+    response = inlet.session.post(
+        f"{inlet.url}/collection/batch/emulator-inlet",
+        data=chunks,
+        headers={"Content-Type": "application/json", **inlet.headers},
+        timeout=TIMEOUT,
+    )
+    assert response.status_code == 207
+    assert aep_emulator.accepted()[0]["body"]["xdmEntity"]["_id"] == "chunked"
+
+
+@pytest.mark.parametrize(
+    ("framing", "expected"),
+    [
+        (b"Content-Length: lots\r\n\r\n", b"Content-Length 'lots' is not a number"),
+        (b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", b"malformed chunked transfer encoding"),
+    ],
+)
+def test_bad_http_framing_is_400_then_hang_up(aep_emulator, framing, expected):
+    with socket.create_connection(("127.0.0.1", aep_emulator.port), timeout=TIMEOUT) as conn:
+        conn.sendall(b"POST /collection/batch/emulator-inlet HTTP/1.1\r\nHost: x\r\n" + framing)
+        answer = b""
+        while chunk := conn.recv(65536):  # the emulator closes: recv returns b"" at the end
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b"Connection: close" in answer and expected in answer
+
+
+def test_missing_token_wins_over_wrong_sandbox(aep_emulator):
+    response = requests.post(
+        f"{aep_emulator.url}/collection/batch/emulator-inlet",
+        json={"messages": [xdm()]},
+        headers={"x-sandbox-name": "dev"},
+        timeout=TIMEOUT,
+    )
+    assert response.status_code == 401

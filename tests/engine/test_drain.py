@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections import Counter
 
@@ -129,6 +134,55 @@ def test_inlet_down_past_deadline_fails_then_next_run_delivers_the_rest(kafka_bo
 
     _engine(conf, topic, client, max_batch_records=100).run()
     assert received(aep_emulator) == {0: list(range(1000))}
+
+
+def test_sigkill_mid_run_then_new_run_delivers_everything_with_bounded_duplicates(
+    kafka_bootstrap, make_topic, aep_emulator
+):
+    topic = make_topic(partitions=2)
+    per_partition = 2000
+    produce(kafka_bootstrap, topic, 2, per_partition)
+    aep_emulator.inject(Fault(delay_seconds=0.05, count=None, endpoint="batch"))
+    conf = kafka_conf(kafka_bootstrap)
+    max_in_flight, batch_records = 2, 100
+    # commit_interval_seconds=0 commits after every settle step of the loop.
+    cfg = {**FAST, "max_in_flight": max_in_flight, "max_batch_records": batch_records, "commit_interval_seconds": 0}
+    args = {"emulator_url": aep_emulator.url, "consumer_conf": conf, "topic": topic, "config": cfg}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.engine.drain_child", json.dumps(args)],
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        give_up = time.monotonic() + 60
+        while len(aep_emulator.accepted()) < 1000 and child.poll() is None and time.monotonic() < give_up:
+            time.sleep(0.02)
+        assert child.poll() is None, "the drain ended before it could be killed"
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    first_run = received(aep_emulator)
+    first_count = sum(len(v) for v in first_run.values())
+    assert 0 < first_count < 2 * per_partition
+
+    aep_emulator.reset()
+    second = _engine(conf, topic, inlet_client(aep_emulator), max_batch_records=batch_records).run()
+    second_run = received(aep_emulator)
+
+    # At least once: every record arrived in one run or the other, each run in order.
+    for p in range(2):
+        assert set(first_run.get(p, [])) | set(second_run.get(p, [])) == set(range(per_partition))
+        assert second_run[p] == list(range(second_run[p][0], per_partition))
+    redelivered = sum(len(v) for v in second_run.values())
+    # Duplicates = acknowledged by AEP but not committed when killed: at most the batches in
+    # flight (max_in_flight) plus those settled since the last commit (another max_in_flight,
+    # since every loop step commits): 2 x 2 x 100 = 400 records.
+    duplicates = first_count + redelivered - 2 * per_partition
+    assert 0 <= duplicates <= 2 * max_in_flight * batch_records
+    assert second.lag == 0
 
 
 def _poison_values() -> list[bytes | None]:
@@ -299,6 +353,40 @@ def test_max_records_per_run_stops_cleanly_and_leaves_the_rest(kafka_bootstrap, 
     assert received(aep_emulator) == {0: list(range(250))}
     assert committed(kafka_bootstrap, conf["group.id"], topic, 1) == {0: 250}
     assert summary.partition(topic, 0).lag == 750
+
+
+def test_max_run_seconds_stops_cleanly_with_acknowledged_offsets_committed(kafka_bootstrap, make_topic, aep_emulator):
+    topic = make_topic(partitions=1)
+    produce(kafka_bootstrap, topic, 1, 3000)
+    aep_emulator.inject(Fault(delay_seconds=0.1, count=None, endpoint="batch"))
+    conf = kafka_conf(kafka_bootstrap)
+    summary = _engine(conf, topic, inlet_client(aep_emulator), max_run_seconds=1.0, max_batch_records=50, max_in_flight=1).run()
+    assert summary.stopped_by == "max_run_seconds"
+    delivered = len(aep_emulator.accepted())
+    assert 0 < delivered < 3000 and summary.delivered == delivered
+    assert committed(kafka_bootstrap, conf["group.id"], topic, 1) == {0: delivered}
+    assert summary.partition(topic, 0).lag == 3000 - delivered
+
+
+def test_an_instance_left_without_partitions_ends_and_nothing_is_sent_twice(kafka_bootstrap, make_topic, aep_emulator):
+    topic = make_topic(partitions=1)
+    produce(kafka_bootstrap, topic, 1, 1500)
+    aep_emulator.inject(Fault(delay_seconds=0.03, count=None, endpoint="batch"))
+    conf = kafka_conf(kafka_bootstrap)
+    summaries = []
+    first = threading.Thread(
+        target=lambda: summaries.append(_engine(conf, topic, inlet_client(aep_emulator), max_batch_records=50).run())
+    )
+    first.start()
+    while len(aep_emulator.accepted()) < 100:
+        time.sleep(0.02)
+    # Joins while the first one drains: the group gives the single partition to one of them.
+    summaries.append(_engine(conf, topic, inlet_client(aep_emulator), max_batch_records=50).run())
+    first.join(60)
+    assert not first.is_alive()
+    assert received(aep_emulator) == {0: list(range(1500))}
+    assert sum(s.delivered for s in summaries) == 1500
+    assert committed(kafka_bootstrap, conf["group.id"], topic, 1) == {0: 1500}
 
 
 def test_stop_request_ends_promptly_and_commits_what_was_acknowledged(kafka_bootstrap, make_topic, aep_emulator):

@@ -47,3 +47,27 @@ def test_extras_have_labels_and_the_token_is_a_secret(hook_meta):
     assert extras["sandbox_name"]["value"] == "prod"
     secret_fields = {name for name, field in extras.items() if field["schema"].get("format") == "password"}
     assert secret_fields == {"access_token"}
+
+
+def test_provider_info_satisfies_airflows_schema():
+    import json
+    from importlib.resources import files
+
+    import jsonschema
+
+    from aep_provider.get_provider_info import get_provider_info
+
+    schema = json.loads(files("airflow").joinpath("provider_info.schema.json").read_text())
+    jsonschema.validate(get_provider_info(), schema)
+    # ...and the form behaviour against the schema Airflow checks it with (silently dropped if invalid).
+    behaviour_schema = json.loads(files("airflow").joinpath("customized_form_field_behaviours.schema.json").read_text())
+    (aep,) = [c for c in get_provider_info()["connection-types"] if c["connection-type"] == "adobe_aep"]
+    behaviour = aep["ui-field-behaviour"]
+    jsonschema.validate(
+        {
+            "hidden_fields": behaviour["hidden-fields"],
+            "relabeling": behaviour["relabeling"],
+            "placeholders": behaviour["placeholders"],
+        },
+        behaviour_schema,
+    )

@@ -1,0 +1,52 @@
+# aep-provider developer commands. Only python3 (3.11+), Java 17+ and Maven are assumed.
+#   make install   .venv with the provider (editable) and test tools, versions pinned by constraints.txt
+#   make test      install + Kafka jars + the whole test suite
+#   make run       the local stack: Kafka, AEP emulator, Airflow (stop with `make stop`)
+#   make stop      stop the local stack
+#   make lock      re-pin constraints.txt after changing dependencies in pyproject.toml
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+PYTEST_ARGS ?=
+STAMP := $(VENV)/.installed
+
+.PHONY: install test run stop status lock kafka-jars kafka clean
+
+install: $(STAMP)
+
+# Re-runs only when the dependencies (or their pins) changed, so `make test` stays fast.
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "make install: Python 3.11+ is needed, $(PYTHON) is " + sys.version.split()[0])'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(UV) pip install --quiet --python $(PY) --constraint constraints.txt -e '.[test]'
+	@touch $@
+
+lock: $(STAMP)
+	$(UV) pip compile pyproject.toml --extra test --python-version 3.11 --no-header --quiet -o constraints.txt
+
+kafka-jars: $(STAMP)
+	@$(PY) -m scripts.kafka_local fetch
+
+# A broker in the foreground on 127.0.0.1:9092 (Ctrl-C stops it); `make run` starts one detached.
+kafka: kafka-jars
+	$(PY) -m scripts.kafka_local start --port 9092
+
+# pytest's own exit code decides; 5 ("no tests collected") is a failure like any other.
+test: kafka-jars
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+run: kafka-jars
+	$(PY) -m scripts.devstack start
+
+stop:
+	@if [ -x $(PY) ]; then $(PY) -m scripts.devstack stop; else echo "nothing to stop (no $(VENV))"; fi
+
+status: $(STAMP)
+	@$(PY) -m scripts.devstack status
+
+clean: stop
+	rm -rf .local

@@ -1,0 +1,202 @@
+"""KafkaToAEPOperator: each run drains Kafka topics to the offsets snapshotted at its start, into AEP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook, BaseOperator
+from airflow.sdk.log import mask_secret
+
+from aep_provider.aep.results import MAX_REQUEST_BYTES
+from aep_provider.engine.config import DrainConfig, consumer_config, validate_limits, validate_on_reject
+from aep_provider.engine.drain import DrainEngine
+from aep_provider.engine.payload import make_shaper
+from aep_provider.hooks.aep import AEPStreamingHook
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+#: Kafka client settings whose values are secrets (SASL/SSL passwords, OAuth client secrets, keys).
+_SECRET_KAFKA_KEY_PARTS = ("password", "secret", "ssl.key.pem", "ssl.keystore", "token", "sasl.jaas")
+
+PAYLOADS = ("passthrough", "xdm")
+
+
+class KafkaToAEPOperator(BaseOperator):
+    """
+    Drain Kafka topics into an AEP streaming inlet, committing only what AEP acknowledged.
+
+    Each run reads every partition assigned to it from the consumer group's committed offset up
+    to the end offset snapshotted when the run started, sends the records in bounded batches and
+    commits the contiguous acknowledged (or dead-lettered) prefix. The run then ends; records
+    produced meanwhile wait for the next run. Returns the run summary (XCom).
+
+    :param topics: topic name or list of names. (templated)
+    :param kafka_config_id: Airflow ``kafka`` connection; its extra is the confluent-kafka
+        config and must hold ``bootstrap.servers`` and ``group.id``.
+    :param aep_conn_id: the ``adobe_aep`` connection.
+    :param inlet_id: overrides the connection's inlet id. (templated)
+    :param max_batch_records: most records per request.
+    :param max_batch_bytes: most encoded bytes per request, at most 1,000,000.
+    :param max_in_flight: most concurrent requests (a partition never has two in flight).
+    :param max_records_per_run: stop cleanly after this many records; the rest waits. (templated)
+    :param max_run_seconds: stop cleanly after this many seconds; the rest waits. (templated)
+    :param payload: ``"passthrough"`` (the value is a full AEP message), ``"xdm"`` (the value is
+        an XDM record, wrapped in the envelope) or a callable / dotted path ``fn(record) -> dict | None``.
+    :param schema_id: XDM schema id, for ``payload="xdm"``. (templated)
+    :param dataset_id: dataset id, for ``payload="xdm"``. (templated)
+    :param flow_id: dataflow id put in the XDM header. (templated)
+    :param source_name: ``header.source.name`` of the XDM envelope. (templated)
+    :param dlq_topic: topic receiving rejected records (headers say why). (templated)
+    :param on_reject: without a DLQ: ``"fail"`` the run at a rejected record, or ``"skip"`` it.
+    :param kafka_config_overrides: confluent-kafka settings merged over the connection's extra. (templated)
+    :param commit_interval_seconds: commit acknowledged offsets at least this often.
+    :param kafka_timeout_seconds: bound on each broker call (metadata, offsets, commit).
+    :param stop_grace_seconds: how long a stopping run waits for requests in flight.
+    :param progress_interval_seconds: how often progress per partition is logged.
+    """
+
+    template_fields: Sequence[str] = (
+        "topics",
+        "inlet_id",
+        "dlq_topic",
+        "schema_id",
+        "dataset_id",
+        "flow_id",
+        "source_name",
+        "max_records_per_run",
+        "max_run_seconds",
+        "kafka_config_overrides",
+    )
+    ui_color = "#e8f4ff"
+
+    def __init__(
+        self,
+        *,
+        topics: str | Sequence[str],
+        kafka_config_id: str = "kafka_default",
+        aep_conn_id: str = "aep_default",
+        inlet_id: str | None = None,
+        max_batch_records: int = 500,
+        max_batch_bytes: int = MAX_REQUEST_BYTES,
+        max_in_flight: int = 4,
+        max_records_per_run: int | str | None = None,
+        max_run_seconds: float | str | None = None,
+        payload: str | Callable[..., dict[str, Any] | None] = "passthrough",
+        schema_id: str | None = None,
+        dataset_id: str | None = None,
+        flow_id: str | None = None,
+        source_name: str | None = None,
+        dlq_topic: str | None = None,
+        on_reject: str = "fail",
+        kafka_config_overrides: dict[str, Any] | None = None,
+        commit_interval_seconds: float = 5.0,
+        kafka_timeout_seconds: float = 30.0,
+        stop_grace_seconds: float = 10.0,
+        progress_interval_seconds: float = 30.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not topics:
+            raise ValueError("KafkaToAEPOperator needs topics=: a topic name or a list of names")
+        # Templated limits are checked once rendered (in execute); literal ones right here.
+        validate_limits(
+            max_batch_records=max_batch_records,
+            max_batch_bytes=max_batch_bytes,
+            max_in_flight=max_in_flight,
+            max_records_per_run=None if isinstance(max_records_per_run, str) else max_records_per_run,
+            max_run_seconds=None if isinstance(max_run_seconds, str) else max_run_seconds,
+        )
+        self.on_reject = validate_on_reject(on_reject).value
+        if not callable(payload) and (not isinstance(payload, str) or (payload not in PAYLOADS and "." not in payload)):
+            raise ValueError(
+                f"payload must be 'passthrough', 'xdm', a callable or a dotted path 'module.function', got {payload!r}"
+            )
+        if payload == "xdm" and not (schema_id and dataset_id):
+            raise ValueError("payload='xdm' needs schema_id and dataset_id (the envelope's schemaRef and datasetId)")
+        self.topics = topics
+        self.kafka_config_id = kafka_config_id
+        self.aep_conn_id = aep_conn_id
+        self.inlet_id = inlet_id
+        self.max_batch_records = max_batch_records
+        self.max_batch_bytes = max_batch_bytes
+        self.max_in_flight = max_in_flight
+        self.max_records_per_run = max_records_per_run
+        self.max_run_seconds = max_run_seconds
+        self.payload = payload
+        self.schema_id = schema_id
+        self.dataset_id = dataset_id
+        self.flow_id = flow_id
+        self.source_name = source_name
+        self.dlq_topic = dlq_topic
+        self.kafka_config_overrides = kafka_config_overrides or {}
+        self.commit_interval_seconds = commit_interval_seconds
+        self.kafka_timeout_seconds = kafka_timeout_seconds
+        self.stop_grace_seconds = stop_grace_seconds
+        self.progress_interval_seconds = progress_interval_seconds
+        self._engine: DrainEngine | None = None
+
+    def drain_config(self) -> DrainConfig:
+        """The engine's limits and policies from the (rendered) arguments."""
+        return DrainConfig(
+            max_batch_records=self.max_batch_records,
+            max_batch_bytes=self.max_batch_bytes,
+            max_in_flight=self.max_in_flight,
+            max_records_per_run=_optional_number(self.max_records_per_run, int, "max_records_per_run"),
+            max_run_seconds=_optional_number(self.max_run_seconds, float, "max_run_seconds"),
+            dlq_topic=self.dlq_topic or None,
+            on_reject=self.on_reject,
+            commit_interval_seconds=self.commit_interval_seconds,
+            kafka_timeout_seconds=self.kafka_timeout_seconds,
+            stop_grace_seconds=self.stop_grace_seconds,
+            progress_interval_seconds=self.progress_interval_seconds,
+        )
+
+    def kafka_consumer_config(self) -> dict[str, Any]:
+        """The consumer settings: connection extra, then overrides, then the engine's forced settings."""
+        conn = BaseHook.get_connection(self.kafka_config_id)
+        extra = dict(conn.extra_dejson)
+        for settings in (extra, self.kafka_config_overrides):
+            for key, value in settings.items():
+                if any(part in key for part in _SECRET_KAFKA_KEY_PARTS) and value:
+                    mask_secret(str(value))
+        return consumer_config(extra, self.kafka_config_overrides, source=f"Airflow connection {self.kafka_config_id!r}")
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        topics = [self.topics] if isinstance(self.topics, str) else list(self.topics)
+        config = self.drain_config()
+        consumer_conf = self.kafka_consumer_config()
+        hook = AEPStreamingHook(aep_conn_id=self.aep_conn_id, inlet_id=self.inlet_id or None)
+        try:
+            shaper = make_shaper(
+                self.payload,
+                schema_id=self.schema_id,
+                dataset_id=self.dataset_id,
+                ims_org_id=hook.ims_org_id if self.payload == "xdm" else None,
+                flow_id=self.flow_id,
+                source_name=self.source_name,
+            )
+            self._engine = DrainEngine(
+                consumer_conf=consumer_conf, topics=topics, sender=hook.get_client(), config=config, shaper=shaper
+            )
+            return self._engine.run().to_dict()
+        finally:
+            hook.close()
+
+    def on_kill(self) -> None:
+        """Stop the drain: no new requests, in-flight ones settled (bounded), acknowledged offsets committed."""
+        if self._engine is not None:
+            self._engine.stop()
+
+
+def _optional_number(value: Any, kind: type, name: str) -> Any:
+    """A rendered template arrives as a string: turn it back into ``kind`` (empty/None = no limit)."""
+    if value is None or value == "" or value == "None":
+        return None
+    if isinstance(value, str):
+        try:
+            return kind(float(value)) if kind is int and float(value).is_integer() else kind(value)
+        except ValueError:
+            raise ValueError(f"{name} must be a number, got {value!r}") from None
+    return value

@@ -1,0 +1,145 @@
+"""KafkaToAEPOperator: argument checks (unit) and runs against the real broker and the emulator."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from airflow.sdk.log import redact
+
+from aep_provider.emulator import DEFAULT_IMS_ORG_ID, Fault
+from aep_provider.engine import KafkaSetupError, record_id
+from aep_provider.operators.kafka_to_aep import KafkaToAEPOperator
+from tests.engine.support import committed, produce, produce_values, received
+
+
+def _op(**kwargs) -> KafkaToAEPOperator:
+    return KafkaToAEPOperator(task_id="drain", **{"topics": "events", **kwargs})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"max_batch_bytes": 2_000_000}, "max_batch_bytes must be between 1 and 1,000,000"),
+        ({"max_batch_records": 0}, "max_batch_records must be a positive integer"),
+        ({"max_in_flight": 0}, "max_in_flight"),
+        ({"max_run_seconds": -5}, "max_run_seconds"),
+        ({"payload": "json"}, "payload must be 'passthrough', 'xdm', a callable or a dotted path"),
+        ({"payload": "xdm", "schema_id": "s"}, "payload='xdm' needs schema_id and dataset_id"),
+        ({"on_reject": "drop"}, "on_reject must be 'fail' or 'skip'"),
+        ({"topics": []}, "needs topics="),
+    ],
+)
+def test_invalid_arguments_fail_at_construction(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        _op(**kwargs)
+
+
+def test_construction_touches_no_connection_or_network():
+    op = _op(kafka_config_id="does_not_exist", aep_conn_id="nor_this", payload="some.module.fn")
+    assert op.kafka_config_id == "does_not_exist"
+
+
+def test_template_fields_cover_what_users_template():
+    assert set(KafkaToAEPOperator.template_fields) >= {
+        "topics",
+        "inlet_id",
+        "dlq_topic",
+        "schema_id",
+        "dataset_id",
+        "flow_id",
+        "source_name",
+        "max_records_per_run",
+        "max_run_seconds",
+    }
+
+
+def test_rendered_string_limits_become_numbers():
+    op = _op(max_records_per_run="{{ params.n }}", max_run_seconds="{{ params.s }}")
+    op.max_records_per_run, op.max_run_seconds = "250", "12.5"
+    cfg = op.drain_config()
+    assert (cfg.max_records_per_run, cfg.max_run_seconds) == (250, 12.5)
+    op.max_records_per_run = "lots"
+    with pytest.raises(ValueError, match="max_records_per_run must be a number"):
+        op.drain_config()
+
+
+def test_kafka_secrets_are_masked_and_forced_settings_applied(make_kafka_conn):
+    secret = "kafka-sasl-secret-value-42"
+    conn_id = make_kafka_conn(**{"sasl.password": secret, "enable.auto.commit": True})
+    op = _op(kafka_config_id=conn_id, kafka_config_overrides={"ssl.key.password": "other-secret-value-7"})
+    conf = op.kafka_consumer_config()
+    assert conf["enable.auto.commit"] is False and conf["isolation.level"] == "read_committed"
+    assert redact(f"conf {secret} / other-secret-value-7") == "conf *** / ***"
+    assert secret not in repr(op)
+
+
+def test_kafka_connection_without_group_id_is_one_clear_error(monkeypatch, kafka_bootstrap):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KAFKA_NOGROUP",
+        json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": kafka_bootstrap, "sasl.password": "pw-123456"}}),
+    )
+    with pytest.raises(KafkaSetupError, match="Airflow connection 'kafka_nogroup' has no 'group.id'") as info:
+        _op(kafka_config_id="kafka_nogroup").execute(context={})
+    assert "pw-123456" not in str(info.value)
+
+
+@pytest.mark.integration
+def test_execute_drains_and_returns_a_json_summary(kafka_bootstrap, make_topic, kafka_conn_id, aep_conn_id, aep_emulator):
+    topic = make_topic(partitions=3)
+    produce(kafka_bootstrap, topic, 3, 300)
+    summary = _op(topics=[topic], kafka_config_id=kafka_conn_id, aep_conn_id=aep_conn_id, max_batch_records=100).execute(
+        context={}
+    )
+    assert received(aep_emulator) == {p: list(range(300)) for p in range(3)}
+    assert json.loads(json.dumps(summary)) == summary
+    assert summary["delivered"] == 900 and summary["lag"] == 0 and summary["requests"] >= 9
+    assert {k: (v["start"], v["end"], v["committed"], v["lag"]) for k, v in summary["partitions"].items()} == {
+        f"{topic}[{p}]": (0, 300, 300, 0) for p in range(3)
+    }
+
+
+@pytest.mark.integration
+def test_xdm_payload_wraps_records_with_the_connections_org(
+    kafka_bootstrap, make_topic, kafka_conn_id, aep_conn_id, aep_emulator
+):
+    topic = make_topic(partitions=1)
+    produce_values(kafka_bootstrap, topic, [b'{"eventType": "view"}', b'{"_id": "given", "eventType": "buy"}'])
+    _op(
+        topics=topic,
+        kafka_config_id=kafka_conn_id,
+        aep_conn_id=aep_conn_id,
+        payload="xdm",
+        schema_id="https://ns.adobe.com/tenant/schemas/abc",
+        dataset_id="dataset-1",
+        source_name="kafka",
+    ).execute(context={})
+    first, second = aep_emulator.accepted()
+    assert first["header"]["imsOrgId"] == DEFAULT_IMS_ORG_ID
+    assert first["header"]["datasetId"] == "dataset-1" and first["header"]["source"] == {"name": "kafka"}
+    assert first["body"]["xdmEntity"] == {"eventType": "view", "_id": record_id(topic, 0, 0)}
+    assert second["body"]["xdmEntity"]["_id"] == "given"
+
+
+@pytest.mark.integration
+def test_on_kill_stops_promptly_and_commits_what_was_acknowledged(
+    kafka_bootstrap, make_topic, kafka_conn_id, aep_conn_id, aep_emulator
+):
+    topic = make_topic(partitions=1)
+    produce(kafka_bootstrap, topic, 1, 3000)
+    aep_emulator.inject(Fault(delay_seconds=0.2, count=None, endpoint="batch"))
+    op = _op(topics=topic, kafka_config_id=kafka_conn_id, aep_conn_id=aep_conn_id, max_batch_records=100, max_in_flight=1)
+    result = {}
+    runner = threading.Thread(target=lambda: result.setdefault("summary", op.execute(context={})))
+    runner.start()
+    while not aep_emulator.accepted() and runner.is_alive():
+        runner.join(0.05)
+    op.on_kill()
+    runner.join(30)
+    assert not runner.is_alive()
+    assert result["summary"]["stopped_by"] == "stop requested"
+    delivered = len(aep_emulator.accepted())
+    assert 0 < delivered < 3000
+    group = json.loads(__import__("os").environ[f"AIRFLOW_CONN_{kafka_conn_id.upper()}"])["extra"]["group.id"]
+    assert committed(kafka_bootstrap, group, topic, 1) == {0: delivered}
