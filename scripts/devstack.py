@@ -105,7 +105,7 @@ def real_aep_from_env(env: Mapping[str, str]) -> dict[str, str] | None:
 
 
 def airflow_connections(kafka_bootstrap: str, aep: Mapping[str, str]) -> dict[str, dict]:
-    """``airflow connections import`` JSON for ``kafka_default`` and ``aep_default``."""
+    """``kafka_default`` and ``aep_default`` as Airflow REST API connection bodies (``extra`` is a JSON string)."""
     aep_extra = {"inlet_id": aep["inlet_id"], "ims_org_id": aep["ims_org_id"], "sandbox_name": aep["sandbox_name"],
                  "auth": "oauth"}  # fmt: skip
     if aep.get("ims_url"):
@@ -200,6 +200,8 @@ class DevStack:
             # Workers reach the Execution API here; the default assumes port 8080.
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.api_url}/execution/",
             PYTHONUNBUFFERED="1",
+            # standalone starts its components as `airflow ...` found on PATH
+            PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)]),
         )
         return env
 
@@ -301,27 +303,21 @@ class DevStack:
         self._wait_http("the AEP emulator", proc, f"{self.emulator_url}/emulator/health")
         return {**EMULATOR_DEFAULTS, "inlet_url": self.emulator_url, "ims_url": self.emulator_url}
 
-    def _airflow_cli(self, *args: str) -> None:
-        airflow = str(Path(sys.executable).with_name("airflow"))
-        proc = subprocess.run(
-            [airflow, *args], env=self.airflow_env(), capture_output=True, text=True, timeout=self.timeout,
-            stdin=subprocess.DEVNULL, cwd=REPO_ROOT,
-        )  # fmt: skip
-        if proc.returncode != 0:
-            raise DevStackError(f"`airflow {args[0]} {args[1]}` failed: {(proc.stderr or proc.stdout).strip()[-600:]}")
+    def put_connections(self, connections: Mapping[str, dict]) -> None:
+        """Create or replace connections through the REST API, so they are stored and shown in the UI.
 
-    def _setup_airflow(self, connections: dict) -> None:
-        self.airflow_home.mkdir(parents=True, exist_ok=True)
-        self._airflow_cli("db", "migrate")
-        # A 0600 file, not command-line arguments: the client secret must not show in `ps`.
-        conn_file = self.airflow_home / "devstack-connections.json"
-        fd = os.open(conn_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(connections, handle)
-        try:
-            self._airflow_cli("connections", "import", "--overwrite", str(conn_file))
-        finally:
-            conn_file.unlink(missing_ok=True)
+        Through the API rather than ``airflow connections add``: no secret on a command line (``ps``),
+        and no extra Airflow CLI start-up.
+        """
+        session = self.api_session()
+        for conn_id, conn in connections.items():
+            body = {"connection_id": conn_id, **conn}
+            resp = session.post(f"{self.api_url}/api/v2/connections", json=body, timeout=30)
+            if resp.status_code == 409:
+                resp = session.patch(f"{self.api_url}/api/v2/connections/{conn_id}", json=body, timeout=30)
+            if resp.status_code not in (200, 201):
+                # the body may echo the request: name the status only, never the secret
+                raise DevStackError(f"Airflow refused connection {conn_id!r} (HTTP {resp.status_code})")
 
     def api_session(self) -> requests.Session:
         """A requests session authenticated as ``admin`` against the stack's REST API."""
@@ -336,6 +332,7 @@ class DevStack:
 
     def _start_airflow(self, state: dict) -> None:
         check_port_free(self.api_port, "Airflow's API server")
+        self.airflow_home.mkdir(parents=True, exist_ok=True)
         airflow = str(Path(sys.executable).with_name("airflow"))
         proc = self._spawn("airflow", [airflow, "standalone"], marker=airflow, env=self.airflow_env())
         state["airflow"] = proc
@@ -396,8 +393,8 @@ class DevStack:
             self._save(state)
             self._create_topics(bootstrap)
             self._start_producer(state, bootstrap)
-            self._setup_airflow(airflow_connections(bootstrap, aep))
             self._start_airflow(state)
+            self.put_connections(airflow_connections(bootstrap, aep))
             if unpause:
                 self.unpause_dag()
         except BaseException:

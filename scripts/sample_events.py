@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             seq += 1
             if args.count is None or seq < args.count:
                 next_at += 1.0 / args.rate
-                producer.poll(max(0.0, next_at - time.monotonic()))
+                producer.poll(0)  # serve delivery reports; poll(timeout) would return early on one
+                time.sleep(max(0.0, next_at - time.monotonic()))
     except KafkaException as exc:
         print(f"sample_events: error: {exc.args[0]}", file=sys.stderr)
         return 2

@@ -11,8 +11,9 @@ if TYPE_CHECKING:
 class AEPError(Exception):
     """Base class for every error this provider raises about AEP or IMS."""
 
-    #: Set when the error ended a ``send_batch`` after some messages were already accepted:
-    #: the per-message results known so far (the rest RETRYABLE), so nothing accepted is resent.
+    #: Set when the error ended a ``send_batch`` after AEP had already answered for some
+    #: messages (a 207 came back): the results known so far, the rest RETRYABLE, so that
+    #: accepted messages need not be sent again.
     partial: BatchResult | None = None
 
 

@@ -30,6 +30,8 @@ TOKEN_PATH = "/ims/token/v3"
 DEFAULT_SCOPES = "openid,AdobeID,read_organizations,additional_info.projectedProductContext,session"
 #: Renew this long before expiry at most; short-lived tokens renew at 10 % of their life instead.
 RENEWAL_MARGIN_SECONDS = 300.0
+#: After a failed renewal ahead of expiry, try again this much later (or at half the time left).
+RENEWAL_RETRY_SECONDS = 30.0
 #: Assumed life when IMS omits ``expires_in`` (the inlet's 401 renews it earlier if need be).
 FALLBACK_EXPIRES_IN = 3600.0
 
@@ -139,6 +141,7 @@ class IMSTokenProvider:
         self._lock = threading.Lock()
         self._token: str | None = None
         self._renew_at = 0.0
+        self._expires_at = 0.0
         #: how many tokens this provider minted (for tests and run summaries).
         self.fetches = 0
 
@@ -156,10 +159,20 @@ class IMSTokenProvider:
                 f"Timed out waiting for another thread's token request to {self.token_url}."
             )
         try:
+            now = self._clock()
             # Another thread may have renewed it while this one waited.
-            if self._token is not None and self._clock() < self._renew_at:
+            if self._token is not None and now < self._renew_at:
                 return self._token
-            return self._fetch(deadline)
+            if self._token is None or now >= self._expires_at:
+                return self._fetch(deadline)
+            # Renewing ahead of expiry: one try, and IMS trouble must not stop a still-valid token.
+            try:
+                return self._fetch(deadline, max_attempts=1)
+            except AEPUnavailableError as exc:
+                left = self._expires_at - now
+                self._renew_at = now + min(RENEWAL_RETRY_SECONDS, left / 2)
+                log.warning("Renewing the IMS token failed (%s); the current one is valid %.0fs more", exc, left)
+                return self._token
         finally:
             self._lock.release()
 
@@ -168,16 +181,18 @@ class IMSTokenProvider:
         with self._lock:
             if token is not None and token == self._token:
                 self._token = None
-                self._renew_at = 0.0
+                self._renew_at = self._expires_at = 0.0
 
-    def _fetch(self, deadline: Deadline | None) -> str:
+    def _fetch(self, deadline: Deadline | None, max_attempts: int | None = None) -> str:
         seconds = self.retry.deadline_seconds
         if deadline is not None:
             seconds = min(seconds, deadline.remaining())
         if seconds <= 0:
             raise AEPUnavailableError(f"No time left in the deadline to request a token from {self.token_url}.")
         # The caller's deadline caps IMS retries: a token fetch inside send_batch spends its budget.
-        policy = dataclasses.replace(self.retry, deadline_seconds=seconds)
+        policy = dataclasses.replace(
+            self.retry, deadline_seconds=seconds, max_attempts=max_attempts or self.retry.max_attempts
+        )
         budget = RetryBudget(policy, clock=self._clock, sleep=self._sleep)
         form = {
             "grant_type": "client_credentials",
@@ -235,8 +250,10 @@ class IMSTokenProvider:
         margin = min(RENEWAL_MARGIN_SECONDS, 0.1 * life)
         if self._on_token is not None:
             self._on_token(token)
+        now = self._clock()
         self._token = token
-        self._renew_at = self._clock() + max(life - margin, 0.0)
+        self._renew_at = now + max(life - margin, 0.0)
+        self._expires_at = now + life
         self.fetches += 1
         log.info("Obtained an IMS access token from %s (expires in %.0fs)", self.token_url, life)
         return token

@@ -71,7 +71,7 @@ class Batcher:
         self._queues.setdefault(tp, deque()).append(Item(tp, offset, message, record))
 
     def drop(self, tp: TopicPartitionKey) -> int:
-        """Forget the partition's queued messages (it was revoked); return how many."""
+        """Forget the partition's queued messages (revoked, or nothing after them may be sent); return how many."""
         queue = self._queues.pop(tp, None)
         return len(queue) if queue else 0
 

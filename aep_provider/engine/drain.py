@@ -129,7 +129,11 @@ class DrainEngine:
     def run(self) -> RunSummary:
         """Drain to the snapshot end (or a limit), commit, close; return the summary or raise :class:`DrainError`."""
         started = time.monotonic()
-        self._consumer = self._consumer_factory(dict(self.consumer_conf))
+        try:
+            self._consumer = self._consumer_factory(dict(self.consumer_conf))
+        except (KafkaException, TypeError, ValueError) as err:
+            detail = err.args[0].str() if isinstance(err, KafkaException) else str(err)
+            raise KafkaSetupError(f"the Kafka consumer configuration is invalid: {detail}") from None
         pool = ThreadPoolExecutor(max_workers=self.config.max_in_flight, thread_name_prefix="aep-send")
         try:
             self._snapshot = snapshot(
@@ -151,8 +155,6 @@ class DrainEngine:
                 self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
             )
             self._loop(pool, started)
-        except KafkaSetupError as err:
-            self._failure = self._failure or err
         except DrainError as err:
             self._failure = self._failure or err
         except KafkaException as err:
@@ -335,6 +337,8 @@ class DrainEngine:
             log.warning("Record %s rejected (%s); skipped (on_reject='skip')", where, shown)
             st.ledger.settle(record.offset)
         elif self._rejected is None:
+            # Nothing after it in this partition can be committed: do not send it either.
+            self._batcher.drop((record.topic, record.partition))
             self._rejected = RecordRejectedError(
                 f"Record {where} was rejected ({shown}). Offsets are committed up to {record.offset}; "
                 "fix the record or its producer, or set dlq_topic=... or on_reject='skip' to let runs go past it.",

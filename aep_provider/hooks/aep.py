@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
@@ -56,6 +57,9 @@ class AEPStreamingHook(BaseHook):
         self.aep_conn_id = aep_conn_id
         self._inlet_id = inlet_id
         self._overrides = client_overrides
+        # The engine sends from several threads: they must share one client (one token, one pool).
+        self._client_lock = threading.Lock()
+        self._client: InletClient | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(aep_conn_id={self.aep_conn_id!r})"
@@ -95,13 +99,12 @@ class AEPStreamingHook(BaseHook):
     def ims_org_id(self) -> str | None:
         return self.settings.ims_org_id
 
-    @cached_property
-    def _client(self) -> InletClient:
-        return self.settings.create_client(on_token=mask_secret)
-
     def get_client(self) -> InletClient:
-        """The connection's :class:`InletClient` (built once per hook, then reused)."""
-        return self._client
+        """The connection's :class:`InletClient` (built once per hook, then reused; thread-safe)."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = self.settings.create_client(on_token=mask_secret)
+            return self._client
 
     def get_conn(self) -> InletClient:
         return self.get_client()
@@ -124,8 +127,10 @@ class AEPStreamingHook(BaseHook):
 
     def close(self) -> None:
         """Close the client's pooled connections (the hook can be used again after)."""
-        if "_client" in self.__dict__:
-            self.__dict__.pop("_client").close()
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
 
 def _host_url(host: str | None, port: int | None) -> str:

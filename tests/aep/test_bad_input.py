@@ -55,7 +55,7 @@ class _Redirector(BaseHTTPRequestHandler):
 @pytest.fixture
 def redirector():
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirector)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     _Redirector.seen = []
     yield f"http://127.0.0.1:{server.server_address[1]}"

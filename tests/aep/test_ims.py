@@ -98,3 +98,29 @@ def test_inlet_call_fails_with_the_ims_error_when_credentials_are_wrong(aep_emul
     with pytest.raises(AEPAuthError, match="Client secret .password."):
         client_for(aep_emulator.url, client_secret="not-the-secret").send_batch([xdm("a")])
     assert aep_emulator.stats()["requests"]["batch"] == {}
+
+
+def test_failed_renewal_ahead_of_expiry_keeps_the_valid_token():
+    with AEPEmulator(EmulatorConfig(token_ttl_seconds=3600)) as emulator:
+        clock = FakeClock()
+        ims = provider(emulator.url, clock=clock, sleep=clock.sleep)
+        first = ims.get_token()
+        clock.advance(3400)  # inside the renewal margin, 200 s before expiry
+        emulator.inject(Fault(status=503, count=None, endpoint="token"))
+        assert ims.get_token() == first
+        assert ims.get_token() == first  # no new attempt right away...
+        assert emulator.stats()["requests"]["token"] == {"200": 1, "503": 1}
+        emulator.reset()
+        clock.advance(31)  # ...but one after RENEWAL_RETRY_SECONDS
+        assert ims.get_token() != first
+
+
+def test_expired_token_is_not_used_when_ims_is_down():
+    with AEPEmulator(EmulatorConfig(token_ttl_seconds=3600)) as emulator:
+        clock = FakeClock()
+        ims = provider(emulator.url, clock=clock, sleep=clock.sleep)
+        ims.get_token()
+        clock.advance(3601)
+        emulator.inject(Fault(status=503, count=None, endpoint="token"))
+        with pytest.raises(AEPUnavailableError, match="did not issue a token after 3 attempt"):
+            ims.get_token()

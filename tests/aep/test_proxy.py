@@ -45,7 +45,7 @@ class _ForwardProxy(BaseHTTPRequestHandler):
 @pytest.fixture
 def proxy_port():
     server = ThreadingHTTPServer(("127.0.0.1", 0), _ForwardProxy)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     _ForwardProxy.seen = []
     yield server.server_address[1]
     server.shutdown()

@@ -17,8 +17,11 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from aep_provider.aep.errors import AEPAuthError
+from aep_provider.aep.results import BatchResult, MessageResult, Outcome
 from aep_provider.emulator import Fault
 from aep_provider.engine import DrainConfig, DrainEngine, DrainError, KafkaSetupError, RecordRejectedError
+from aep_provider.engine.errors import DeadLetterError
 from aep_provider.engine.dlq import HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON, HEADER_STATUS, HEADER_TOPIC
 from tests.engine.support import (
     committed,
@@ -140,9 +143,9 @@ def test_sigkill_mid_run_then_new_run_delivers_everything_with_bounded_duplicate
     kafka_bootstrap, make_topic, aep_emulator
 ):
     topic = make_topic(partitions=2)
-    per_partition = 2000
+    per_partition = 3000
     produce(kafka_bootstrap, topic, 2, per_partition)
-    aep_emulator.inject(Fault(delay_seconds=0.05, count=None, endpoint="batch"))
+    aep_emulator.inject(Fault(delay_seconds=0.1, count=None, endpoint="batch"))  # ~3 s of work
     conf = kafka_conf(kafka_bootstrap)
     max_in_flight, batch_records = 2, 100
     # commit_interval_seconds=0 commits after every settle step of the loop.
@@ -183,6 +186,58 @@ def test_sigkill_mid_run_then_new_run_delivers_everything_with_bounded_duplicate
     duplicates = first_count + redelivered - 2 * per_partition
     assert 0 <= duplicates <= 2 * max_in_flight * batch_records
     assert second.lag == 0
+
+
+class ScriptedSender:
+    """In-memory AEP: accepts everything, except that batch number ``bad_batch`` gets ``outcome``/raises."""
+
+    def __init__(self, bad_batch: int, outcome: Outcome | None = None, error: Exception | None = None) -> None:
+        self.bad_batch, self.outcome, self.error = bad_batch, outcome, error
+        self.calls = 0
+        self.accepted: list[bytes] = []
+
+    def send_batch(self, messages):
+        self.calls += 1
+        if self.calls == self.bad_batch:
+            if self.error is not None:
+                raise self.error
+            results = [MessageResult(Outcome.ACCEPTED)] * 2 + [MessageResult(self.outcome, status=503, message="busy")]
+            results += [MessageResult(Outcome.ACCEPTED)] * (len(messages) - 3)
+        else:
+            results = [MessageResult(Outcome.ACCEPTED)] * len(messages)
+        self.accepted += [m for m, r in zip(messages, results) if r.accepted]
+        return BatchResult(results=results, requests=1)
+
+
+@pytest.mark.parametrize(
+    ("sender", "match", "committed_to"),
+    [
+        # The 3rd message of the 2nd batch (offset 12) was still failing: commit stops right before it.
+        (ScriptedSender(2, outcome=Outcome.RETRYABLE), r"status 503 for t-\w+\[0\]@12 when the retry budget ran out", 12),
+        # The whole 3rd batch failed: nothing of it is acknowledged.
+        (ScriptedSender(3, error=AEPAuthError("IMS refused the client credentials")), "IMS refused the client credentials", 20),
+    ],
+    ids=["retryable-result", "client-error"],
+)
+def test_sender_failures_fail_the_run_and_commit_only_the_acknowledged_prefix(
+    kafka_bootstrap, make_topic, sender, match, committed_to
+):
+    topic = make_topic(partitions=1)
+    produce(kafka_bootstrap, topic, 1, 50)
+    conf = kafka_conf(kafka_bootstrap)
+    with pytest.raises(DrainError, match=match):
+        _engine(conf, topic, sender, max_batch_records=10, max_in_flight=1).run()
+    assert committed(kafka_bootstrap, conf["group.id"], topic, 1) == {0: committed_to}
+
+
+def test_dlq_write_failure_fails_the_run_before_the_record(kafka_bootstrap, make_topic, aep_emulator):
+    topic = make_topic(partitions=1)
+    dlq = make_topic(partitions=1, config={"max.message.bytes": "1000"}, prefix="dlq")
+    produce_values(kafka_bootstrap, topic, [message(topic, 0, 0), b"not json " + b"x" * 5000, message(topic, 0, 2)])
+    conf = kafka_conf(kafka_bootstrap)
+    with pytest.raises(DeadLetterError, match=rf"{topic}\[0\]@1 to dead-letter topic '{dlq}' failed"):
+        _engine(conf, topic, inlet_client(aep_emulator), dlq_topic=dlq).run()
+    assert committed(kafka_bootstrap, conf["group.id"], topic, 1) == {0: 1}
 
 
 def _poison_values() -> list[bytes | None]:
@@ -357,15 +412,15 @@ def test_max_records_per_run_stops_cleanly_and_leaves_the_rest(kafka_bootstrap, 
 
 def test_max_run_seconds_stops_cleanly_with_acknowledged_offsets_committed(kafka_bootstrap, make_topic, aep_emulator):
     topic = make_topic(partitions=1)
-    produce(kafka_bootstrap, topic, 1, 3000)
-    aep_emulator.inject(Fault(delay_seconds=0.1, count=None, endpoint="batch"))
+    produce(kafka_bootstrap, topic, 1, 5000)
+    aep_emulator.inject(Fault(delay_seconds=0.1, count=None, endpoint="batch"))  # 10 s of work
     conf = kafka_conf(kafka_bootstrap)
-    summary = _engine(conf, topic, inlet_client(aep_emulator), max_run_seconds=1.0, max_batch_records=50, max_in_flight=1).run()
+    summary = _engine(conf, topic, inlet_client(aep_emulator), max_run_seconds=3.0, max_batch_records=50, max_in_flight=1).run()
     assert summary.stopped_by == "max_run_seconds"
     delivered = len(aep_emulator.accepted())
-    assert 0 < delivered < 3000 and summary.delivered == delivered
+    assert 0 < delivered < 5000 and summary.delivered == delivered
     assert committed(kafka_bootstrap, conf["group.id"], topic, 1) == {0: delivered}
-    assert summary.partition(topic, 0).lag == 3000 - delivered
+    assert summary.partition(topic, 0).lag == 5000 - delivered
 
 
 def test_an_instance_left_without_partitions_ends_and_nothing_is_sent_twice(kafka_bootstrap, make_topic, aep_emulator):
@@ -378,7 +433,8 @@ def test_an_instance_left_without_partitions_ends_and_nothing_is_sent_twice(kafk
         target=lambda: summaries.append(_engine(conf, topic, inlet_client(aep_emulator), max_batch_records=50).run())
     )
     first.start()
-    while len(aep_emulator.accepted()) < 100:
+    give_up = time.monotonic() + 60
+    while len(aep_emulator.accepted()) < 100 and first.is_alive() and time.monotonic() < give_up:
         time.sleep(0.02)
     # Joins while the first one drains: the group gives the single partition to one of them.
     summaries.append(_engine(conf, topic, inlet_client(aep_emulator), max_batch_records=50).run())

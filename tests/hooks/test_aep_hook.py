@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import logging
 
 import pytest
@@ -157,3 +158,14 @@ def test_port_field_and_legacy_prefixed_extras(aep_emulator, monkeypatch):
     hook = AEPStreamingHook("aep_legacy")
     assert hook.get_client().base_url == aep_emulator.url
     assert hook.send_batch([xdm("a")]).accepted == 1
+
+
+def test_threads_share_one_client(aep_emulator, aep_conn_id):
+    hook = AEPStreamingHook(aep_conn_id)
+    clients: list[InletClient] = []
+    threads = [threading.Thread(target=lambda: clients.append(hook.get_client())) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(clients) == 8 and len({id(c) for c in clients}) == 1

@@ -85,6 +85,12 @@ def test_kafka_connection_without_group_id_is_one_clear_error(monkeypatch, kafka
     assert "pw-123456" not in str(info.value)
 
 
+def test_unknown_kafka_setting_is_one_clear_error(kafka_conn_id, aep_conn_id):
+    op = _op(kafka_config_id=kafka_conn_id, aep_conn_id=aep_conn_id, kafka_config_overrides={"fetch.max.bytez": 1})
+    with pytest.raises(KafkaSetupError, match=r"configuration is invalid: .*fetch.max.bytez"):
+        op.execute(context={})
+
+
 @pytest.mark.integration
 def test_execute_drains_and_returns_a_json_summary(kafka_bootstrap, make_topic, kafka_conn_id, aep_conn_id, aep_emulator):
     topic = make_topic(partitions=3)

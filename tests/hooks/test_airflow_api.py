@@ -1,12 +1,19 @@
-"""The adobe_aep connection form as Airflow's API server serves it to the UI."""
+"""The adobe_aep connection as Airflow's API server shows it (form) and tests it (Test button)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
+
+from aep_provider.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_IMS_ORG_ID, DEFAULT_INLET_ID
 
 
 @pytest.fixture(scope="module")
-def hook_meta() -> dict:
+def api() -> Iterator[Any]:
+    """Airflow's core API app in-process, called as a logged-in admin."""
     from fastapi.testclient import TestClient
 
     from airflow.api_fastapi.app import create_app
@@ -14,10 +21,15 @@ def hook_meta() -> dict:
     from airflow.api_fastapi.core_api.security import get_user
 
     app = create_app(apps="core")
-    # The form metadata needs no database: stand in for a logged-in admin instead of minting a JWT.
+    # Stand in for a logged-in admin instead of minting a JWT (which needs the revoked-token table).
     app.dependency_overrides[get_user] = lambda: SimpleAuthManagerUser(username="admin", role="admin")
     with TestClient(app) as client:
-        response = client.get("/ui/connections/hook_meta")
+        yield client
+
+
+@pytest.fixture(scope="module")
+def hook_meta(api) -> dict:
+    response = api.get("/ui/connections/hook_meta")
     assert response.status_code == 200, response.text
     return {meta["connection_type"]: meta for meta in response.json()}
 
@@ -71,3 +83,31 @@ def test_provider_info_satisfies_airflows_schema():
         },
         behaviour_schema,
     )
+
+
+def _ui_body(url: str, password: str) -> dict[str, Any]:
+    return {
+        "connection_id": "aep_from_the_form",
+        "conn_type": "adobe_aep",
+        "host": url,
+        "login": DEFAULT_CLIENT_ID,
+        "password": password,
+        "extra": json.dumps({"inlet_id": DEFAULT_INLET_ID, "ims_org_id": DEFAULT_IMS_ORG_ID, "ims_url": url}),
+    }
+
+
+@pytest.mark.integration
+def test_test_button_reaches_the_emulator(api, airflow_db, aep_emulator, monkeypatch):
+    # The API server hands the form to the hook as a transient AIRFLOW_CONN_* URI: this checks
+    # the URI round trip (scheme inside host, a secret with & + =) as well as test_connection().
+    monkeypatch.setenv("AIRFLOW__CORE__TEST_CONNECTION", "Enabled")
+    ok = api.post("/api/v2/connections/test", json=_ui_body(aep_emulator.url, DEFAULT_CLIENT_SECRET))
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["status"] is True
+    assert "reachable and authorised" in ok.json()["message"]
+    wrong = "wr&ng+secret=1"
+    bad = api.post("/api/v2/connections/test", json=_ui_body(aep_emulator.url, wrong)).json()
+    assert bad["status"] is False
+    assert "invalid_client" in bad["message"] and f"{aep_emulator.url}/ims/token/v3" in bad["message"]
+    assert wrong not in bad["message"]
+    assert aep_emulator.stats()["messages_accepted"] == 0  # testing ingests nothing

@@ -1,0 +1,100 @@
+"""End to end: the local stack (scripts/devstack.py) with a real ``airflow standalone`` runs the example DAG.
+
+Kafka is the session broker, the emulator and Airflow's API server use free ports, and everything
+lives in a temp dir, so this runs next to a developer's own ``make run``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from confluent_kafka import Producer
+
+from aep_provider.emulator import RemoteEmulator
+from scripts.devstack import DAG_ID, DevStack
+from scripts.kafka_local import free_port, tail
+from scripts.sample_events import DEFAULT_DATASET_ID, DEFAULT_SCHEMA_ID, EMULATOR_IMS_ORG_ID, sample_event
+
+EVENTS = 25
+RUN_TIMEOUT = 180.0
+
+
+def _diagnostics(stack: DevStack) -> str:
+    """Tails of Airflow's own log and of the newest task log, for failure messages."""
+    parts = [f"--- {stack.logs_dir / 'airflow.log'}:\n{tail(stack.logs_dir / 'airflow.log', 30)}"]
+    task_logs = sorted((stack.airflow_home / "logs").rglob("*.log"), key=lambda p: p.stat().st_mtime)
+    if task_logs:
+        parts.append(f"--- {task_logs[-1]}:\n{tail(task_logs[-1], 30)}")
+    return "\n".join(parts)
+
+
+@pytest.fixture
+def stack(kafka_bootstrap: str, tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AEP_")}  # always the emulator here
+    stack = DevStack(
+        state_dir=tmp_path / "stack",
+        emulator_port=free_port(),
+        api_port=free_port(),
+        rate=0,  # the test produces a known set of events itself
+        kafka_bootstrap=kafka_bootstrap,
+        env=env,
+        timeout=180,
+    )
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop(quiet=True)
+
+
+def _wait_for_run(session: requests.Session, stack: DevStack, run_id: str) -> dict:
+    deadline = time.monotonic() + RUN_TIMEOUT
+    url = f"{stack.api_url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}"
+    while True:
+        run = session.get(url, timeout=10).json()
+        if run.get("state") in ("success", "failed"):
+            return run
+        if time.monotonic() > deadline:
+            pytest.fail(f"run {run_id} still {run.get('state')!r} after {RUN_TIMEOUT:g}s\n{_diagnostics(stack)}")
+        time.sleep(2)
+
+
+@pytest.mark.e2e
+@pytest.mark.integration
+@pytest.mark.timeout(600)
+def test_triggered_run_delivers_sample_events_to_the_emulator(stack: DevStack, make_topic):
+    topic = make_topic(partitions=3, prefix="e2e.events")
+    dlq = make_topic(prefix="e2e.events.dlq")
+    producer = Producer({"bootstrap.servers": stack.kafka_bootstrap})
+    ids = set()
+    for seq in range(EVENTS):
+        event = sample_event(seq, schema_id=DEFAULT_SCHEMA_ID, dataset_id=DEFAULT_DATASET_ID, ims_org_id=EMULATOR_IMS_ORG_ID)
+        ids.add(event["body"]["xdmEntity"]["_id"])
+        producer.produce(topic, json.dumps(event).encode())
+    assert producer.flush(30) == 0
+
+    session = stack.api_session()
+    version = session.get(f"{stack.api_url}/api/v2/version", timeout=10)
+    assert version.status_code == 200 and version.json()["version"].startswith("3."), version.text
+    dags = session.get(f"{stack.api_url}/api/v2/dags", params={"dag_id_pattern": DAG_ID}, timeout=10).json()
+    assert DAG_ID in [d["dag_id"] for d in dags["dags"]]
+    assert not next(d for d in dags["dags"] if d["dag_id"] == DAG_ID)["is_paused"]
+
+    created = session.post(
+        f"{stack.api_url}/api/v2/dags/{DAG_ID}/dagRuns",
+        json={"logical_date": None, "conf": {"topic": topic, "dlq_topic": dlq}},
+        timeout=10,
+    )
+    assert created.status_code == 200, created.text
+    run = _wait_for_run(session, stack, created.json()["dag_run_id"])
+    assert run["state"] == "success", f"run ended {run['state']}\n{_diagnostics(stack)}"
+
+    received = RemoteEmulator(stack.emulator_url).accepted()
+    received_ids = {m["body"]["xdmEntity"]["_id"] for m in received}
+    assert ids <= received_ids, f"{len(ids - received_ids)} of {EVENTS} events never reached the emulator"
+    assert all(m["header"]["imsOrgId"] == EMULATOR_IMS_ORG_ID for m in received)

@@ -1,0 +1,161 @@
+"""Unit tests of the drain loop's own logic, with an in-memory consumer and sender (no broker)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+from confluent_kafka import KafkaError, TopicPartition
+
+from aep_provider.aep.results import BatchResult, MessageResult, Outcome
+from aep_provider.engine import DrainConfig, DrainEngine, KafkaSetupError
+from aep_provider.engine.config import consumer_config
+from aep_provider.engine.payload import Shaped
+
+
+class FakeMessage:
+    def __init__(self, topic, partition, offset, value=None, eof=False):
+        self._t, self._p, self._o, self._v, self._eof = topic, partition, offset, value, eof
+
+    def error(self):
+        return KafkaError(KafkaError._PARTITION_EOF) if self._eof else None
+
+    def topic(self):
+        return self._t
+
+    def partition(self):
+        return self._p
+
+    def offset(self):
+        return self._o
+
+    def key(self):
+        return None
+
+    def value(self):
+        return self._v
+
+    def headers(self):
+        return None
+
+    def timestamp(self):
+        return (0, 0)
+
+
+class FakeConsumer:
+    """Serves ``logs[partition]`` (a list of values) of topic "t" from offset 0; ``stall`` = never answers."""
+
+    def __init__(self, logs: dict[int, list[bytes]], stall: bool = False):
+        self.logs, self.stall = logs, stall
+        self.positions: dict[int, int] = {}
+        self.commits: list[dict[int, int]] = []
+        self._on_assign = None
+        self._assigned = False
+
+    def list_topics(self, timeout):
+        return SimpleNamespace(topics={"t": SimpleNamespace(error=None, partitions={p: None for p in self.logs})})
+
+    def get_watermark_offsets(self, tp, timeout, cached):
+        return 0, len(self.logs[tp.partition])
+
+    def subscribe(self, topics, on_assign, on_revoke, on_lost):
+        self._on_assign = on_assign
+
+    def committed(self, tps, timeout):
+        return [TopicPartition(tp.topic, tp.partition, -1001) for tp in tps]
+
+    def incremental_assign(self, tps):
+        self.positions = {tp.partition: tp.offset for tp in tps}
+
+    assign = incremental_assign
+
+    def pause(self, tps):
+        pass
+
+    def consume(self, num_messages, timeout):
+        if not self._assigned:
+            self._assigned = True
+            self._on_assign(self, [TopicPartition("t", p) for p in self.logs])
+            return []
+        if self.stall:
+            time.sleep(timeout)
+            return []
+        out = []
+        for p, pos in self.positions.items():
+            if pos < len(self.logs[p]):
+                take = min(num_messages, len(self.logs[p]) - pos)
+                out += [FakeMessage("t", p, o, self.logs[p][o]) for o in range(pos, pos + take)]
+                self.positions[p] = pos + take
+                if self.positions[p] == len(self.logs[p]):
+                    out.append(FakeMessage("t", p, self.positions[p], eof=True))
+        return out
+
+    def commit(self, offsets, asynchronous):
+        self.commits.append({tp.partition: tp.offset for tp in offsets})
+        return offsets
+
+    def close(self):
+        pass
+
+
+class OrderCheckingSender:
+    """Accepts everything after a short pause; records concurrency per partition and arrival order."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.in_flight: dict[int, int] = {}
+        self.max_in_flight = 0
+        self.overlap = False
+        self.arrived: list[bytes] = []
+
+    def send_batch(self, messages):
+        parts = {int(m.split(b":")[0]) for m in messages}
+        with self.lock:
+            self.overlap |= any(self.in_flight.get(p) for p in parts)
+            for p in parts:
+                self.in_flight[p] = 1
+            self.max_in_flight = max(self.max_in_flight, sum(self.in_flight.values()))
+        time.sleep(0.01)
+        with self.lock:
+            self.arrived += messages
+            for p in parts:
+                self.in_flight[p] = 0
+        return BatchResult(results=[MessageResult(Outcome.ACCEPTED)] * len(messages), requests=1)
+
+
+class RawShaper:
+    """Values are b"<partition>:<n>"; send them as they are (the sender above parses them)."""
+
+    def shape(self, record):
+        return Shaped(message=record.value)
+
+
+def _engine(consumer, sender, **cfg):
+    conf = consumer_config({"bootstrap.servers": "fake:9092", "group.id": "g"})
+    return DrainEngine(
+        consumer_conf=conf,
+        topics=["t"],
+        sender=sender,
+        shaper=RawShaper(),
+        config=DrainConfig(**cfg),
+        consumer_factory=lambda _conf: consumer,
+    )
+
+
+def test_several_requests_in_flight_but_never_two_for_one_partition():
+    logs = {p: [f"{p}:{n}".encode() for n in range(200)] for p in range(4)}
+    consumer, sender = FakeConsumer(logs), OrderCheckingSender()
+    summary = _engine(consumer, sender, max_batch_records=10, max_in_flight=3).run()
+    assert summary.delivered == 800
+    assert not sender.overlap and sender.max_in_flight > 1
+    for p in range(4):
+        assert [m for m in sender.arrived if m.startswith(f"{p}:".encode())] == logs[p]
+    assert {p: max(c.get(p, 0) for c in consumer.commits) for p in range(4)} == {p: 200 for p in range(4)}
+
+
+def test_a_broker_that_stops_answering_fails_the_run_in_bounded_time():
+    consumer = FakeConsumer({0: [b"0:0"]}, stall=True)
+    with pytest.raises(KafkaSetupError, match=r"no record or end of partition arrived .* for 0.4s while t\[0\]"):
+        _engine(consumer, OrderCheckingSender(), kafka_timeout_seconds=0.2, stop_grace_seconds=0.2).run()

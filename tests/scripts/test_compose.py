@@ -1,0 +1,79 @@
+"""docker-compose.yaml (no Docker engine here): it parses, and agrees with `make run`, the README and the code."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aep_provider.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_IMS_ORG_ID, DEFAULT_INLET_ID
+from scripts import kafka_local
+from scripts.devstack import DLQ_TOPIC, KAFKA_GROUP_ID, TOPIC, TOPIC_PARTITIONS, DevStack
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((REPO_ROOT / "docker-compose.yaml").read_text())
+
+
+def host_ports(service: dict) -> set[int]:
+    return {int(str(mapping).split(":")[0]) for mapping in service.get("ports", [])}
+
+
+def test_services_and_ports_match_the_local_stack(compose):
+    services = compose["services"]
+    assert {"kafka", "aep-emulator", "airflow"} <= set(services)
+    defaults = DevStack()
+    assert host_ports(services["kafka"]) == {defaults.kafka_port}
+    assert host_ports(services["aep-emulator"]) == {defaults.emulator_port}
+    assert host_ports(services["airflow"]) == {defaults.api_port}
+    readme = (REPO_ROOT / "README.md").read_text()
+    for port in (defaults.kafka_port, defaults.emulator_port, defaults.api_port):
+        assert f":{port}" in readme, f"README does not mention port {port}"
+
+
+def test_kafka_is_the_same_version_single_node(compose):
+    kafka = compose["services"]["kafka"]
+    assert kafka["image"] == f"apache/kafka:{kafka_local.KAFKA_VERSION}"
+    env = kafka["environment"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    for key in ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+                "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"):  # fmt: skip
+        assert env[key] == 1, key
+    init = " ".join(compose["services"]["kafka-init"]["command"])
+    assert f"--topic {TOPIC} --partitions {TOPIC_PARTITIONS}" in init
+    assert f"--topic {DLQ_TOPIC} " in init
+
+
+def test_emulator_runs_the_packaged_cli(compose):
+    emulator = compose["services"]["aep-emulator"]
+    assert emulator["command"] == ["python", "-m", "aep_provider.emulator", "--host", "0.0.0.0", "--port", "8765"]
+    assert emulator["build"] == "."
+    assert (REPO_ROOT / "Dockerfile").is_file()
+    for source in re.findall(r"^COPY (.+) \./", (REPO_ROOT / "Dockerfile").read_text(), re.M):
+        for name in source.split():
+            assert (REPO_ROOT / name).exists(), f"Dockerfile copies missing {name}"
+
+
+def test_airflow_connections_point_at_the_other_services(compose):
+    airflow = compose["services"]["airflow"]
+    env = airflow["environment"]
+    kafka_conn = json.loads(env["AIRFLOW_CONN_KAFKA_DEFAULT"])
+    assert kafka_conn["conn_type"] == "kafka"
+    internal = compose["services"]["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    assert f"INTERNAL://{kafka_conn['extra']['bootstrap.servers']}" in internal
+    assert kafka_conn["extra"]["group.id"] == KAFKA_GROUP_ID
+
+    aep_conn = json.loads(env["AIRFLOW_CONN_AEP_DEFAULT"])
+    assert aep_conn["conn_type"] == "adobe_aep"
+    assert aep_conn["host"] == aep_conn["extra"]["ims_url"] == "http://aep-emulator:8765"
+    assert (aep_conn["login"], aep_conn["password"]) == (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
+    assert aep_conn["extra"]["inlet_id"] == DEFAULT_INLET_ID
+    assert aep_conn["extra"]["ims_org_id"] == DEFAULT_IMS_ORG_ID
+    assert "./dags:/opt/airflow/dags:ro" in airflow["volumes"]
+    assert (REPO_ROOT / "dags" / "kafka_to_aep_example.py").is_file()

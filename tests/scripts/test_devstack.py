@@ -1,0 +1,146 @@
+"""scripts/devstack.py and scripts/sample_events.py: the pieces `make run` wires together."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aep_provider.emulator import DEFAULT_IMS_ORG_ID
+from aep_provider.emulator.xdm import check_message
+from aep_provider.hooks.aep import AEPStreamingHook
+from scripts.devstack import (
+    EMULATOR_DEFAULTS,
+    SHADOWING_ENV,
+    DevStack,
+    DevStackError,
+    airflow_connections,
+    real_aep_from_env,
+)
+from scripts.sample_events import DEFAULT_DATASET_ID, DEFAULT_SCHEMA_ID, EMULATOR_IMS_ORG_ID, sample_event
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+REAL = {
+    "AEP_CLIENT_ID": "real-client",
+    "AEP_CLIENT_SECRET": "s3cr3t&+=value",
+    "AEP_IMS_ORG_ID": "ABCDEF0123456789ABCDEF01@AdobeOrg",
+    "AEP_INLET_ID": "real-inlet",
+}
+
+
+def test_emulator_defaults_match_the_emulator_package():
+    import aep_provider.emulator as emulator
+
+    assert EMULATOR_DEFAULTS == {
+        "client_id": emulator.DEFAULT_CLIENT_ID,
+        "client_secret": emulator.DEFAULT_CLIENT_SECRET,
+        "ims_org_id": emulator.DEFAULT_IMS_ORG_ID,
+        "inlet_id": emulator.DEFAULT_INLET_ID,
+        "sandbox_name": emulator.DEFAULT_SANDBOX,
+    }
+    assert EMULATOR_IMS_ORG_ID == DEFAULT_IMS_ORG_ID
+
+
+def test_no_aep_variables_means_the_emulator():
+    assert real_aep_from_env({"PATH": "/bin"}) is None
+
+
+def test_real_aep_from_env_with_defaults():
+    target = real_aep_from_env(REAL)
+    assert target["inlet_url"] == "https://dcs.adobedc.net"
+    assert target["sandbox_name"] == "prod"
+    assert target["client_secret"] == REAL["AEP_CLIENT_SECRET"]
+
+
+def test_partial_real_aep_names_what_is_missing_without_the_secret():
+    partial = {"AEP_CLIENT_ID": "real-client", "AEP_CLIENT_SECRET": "s3cr3t&+=value"}
+    with pytest.raises(DevStackError) as excinfo:
+        real_aep_from_env(partial)
+    message = str(excinfo.value)
+    assert "missing: AEP_IMS_ORG_ID, AEP_INLET_ID" in message
+    assert "s3cr3t" not in message
+
+
+def test_cli_reports_partial_aep_config_in_one_line(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "AEP_CLIENT_ID": "real-client", "AEP_CLIENT_SECRET": "s3cr3t&+=value",
+           "HOME": str(tmp_path)}  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "scripts.devstack", "--state-dir", str(tmp_path / "stack"), "start"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc
+    assert proc.stderr.startswith("devstack: error: real AEP needs") and "Traceback" not in proc.stderr
+    assert "s3cr3t" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "stack" / "kafka").exists()  # failed before starting anything
+
+
+@pytest.mark.parametrize("aep_env", [{}, REAL], ids=["emulator", "real-aep"])
+def test_connections_are_understood_by_the_hook(monkeypatch, aep_env):
+    aep = real_aep_from_env(aep_env) or {**EMULATOR_DEFAULTS, "inlet_url": "http://127.0.0.1:8765",
+                                         "ims_url": "http://127.0.0.1:8765"}  # fmt: skip
+    conns = airflow_connections("127.0.0.1:9092", aep)
+    assert json.loads(conns["kafka_default"]["extra"]) == {
+        "bootstrap.servers": "127.0.0.1:9092",
+        "group.id": "aep-provider-example",
+    }
+    aep_conn = {**conns["aep_default"], "extra": json.loads(conns["aep_default"]["extra"])}
+    monkeypatch.setenv("AIRFLOW_CONN_AEP_DEFAULT", json.dumps(aep_conn))
+    settings = AEPStreamingHook().settings
+    assert settings.inlet_id == aep["inlet_id"]
+    assert settings.ims_org_id == aep["ims_org_id"]
+    assert settings.client_id == aep["client_id"]
+
+
+def test_airflow_env_targets_the_chosen_port_and_drops_shadowing_connections(tmp_path):
+    env = {name: "x" for name in SHADOWING_ENV} | {"PATH": "/usr/bin", "KEEP_ME": "1"}
+    stack = DevStack(state_dir=tmp_path, api_port=18080, env=env)
+    airflow_env = stack.airflow_env()
+    assert airflow_env["AIRFLOW_HOME"] == str(tmp_path / "airflow")
+    assert airflow_env["AIRFLOW__API__PORT"] == "18080"
+    assert airflow_env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18080/execution/"
+    assert airflow_env["AIRFLOW__CORE__DAGS_FOLDER"] == str(REPO_ROOT / "dags")
+    assert airflow_env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
+    assert not set(SHADOWING_ENV) & set(airflow_env)
+    assert airflow_env["KEEP_ME"] == "1"
+
+
+def test_stop_without_a_running_stack_says_so(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "scripts.devstack", "--state-dir", str(tmp_path), "stop"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 0
+    assert "not running" in proc.stdout
+
+
+def test_sample_events_are_valid_xdm_messages():
+    for seq in range(6):
+        event = sample_event(seq, schema_id=DEFAULT_SCHEMA_ID, dataset_id=DEFAULT_DATASET_ID,
+                             ims_org_id=EMULATOR_IMS_ORG_ID)  # fmt: skip
+        assert check_message(json.loads(json.dumps(event)), EMULATOR_IMS_ORG_ID) is None
+        entity = event["body"]["xdmEntity"]
+        assert entity["_id"] and entity["timestamp"].endswith("Z") and entity["eventType"]
+    assert sample_event(0, schema_id="s", dataset_id="d", ims_org_id="o")["body"]["xdmEntity"]["_id"] != \
+        sample_event(0, schema_id="s", dataset_id="d", ims_org_id="o")["body"]["xdmEntity"]["_id"]
+
+
+@pytest.mark.integration
+def test_sample_events_cli_produces_the_requested_count(kafka_bootstrap, make_topic):
+    from confluent_kafka import Consumer, TopicPartition
+
+    topic = make_topic(prefix="sample")
+    proc = subprocess.run(
+        [sys.executable, "-m", "scripts.sample_events", "--bootstrap", kafka_bootstrap, "--topic", topic,
+         "--count", "7", "--rate", "100"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": f"g-{topic}"})
+    try:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    finally:
+        consumer.close()
+    assert high - low == 7
