@@ -71,9 +71,18 @@ class Batcher:
         self._queues.setdefault(tp, deque()).append(Item(tp, offset, message, record))
 
     def drop(self, tp: TopicPartitionKey) -> int:
-        """Forget the partition's queued messages (revoked, or nothing after them may be sent); return how many."""
+        """Forget the partition's queued messages (it was revoked); return how many."""
         queue = self._queues.pop(tp, None)
         return len(queue) if queue else 0
+
+    def drop_after(self, tp: TopicPartitionKey, offset: int) -> int:
+        """Forget the partition's queued messages past ``offset`` (they could not be committed); return how many."""
+        queue = self._queues.get(tp)
+        if not queue:
+            return 0
+        kept = deque(item for item in queue if item.offset <= offset)
+        self._queues[tp] = kept
+        return len(queue) - len(kept)
 
     def next_batch(self, busy: set[TopicPartitionKey], *, only_full: bool = False) -> Batch | None:
         """

@@ -338,7 +338,7 @@ class DrainEngine:
             st.ledger.settle(record.offset)
         elif self._rejected is None:
             # Nothing after it in this partition can be committed: do not send it either.
-            self._batcher.drop((record.topic, record.partition))
+            self._batcher.drop_after((record.topic, record.partition), record.offset)
             self._rejected = RecordRejectedError(
                 f"Record {where} was rejected ({shown}). Offsets are committed up to {record.offset}; "
                 "fix the record or its producer, or set dlq_topic=... or on_reject='skip' to let runs go past it.",

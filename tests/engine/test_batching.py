@@ -71,3 +71,10 @@ def test_drop_forgets_a_revoked_partition():
     _fill(batcher, B, 1)
     assert batcher.drop(A) == 3
     assert len(batcher) == 1
+
+
+def test_drop_after_keeps_what_came_before():
+    batcher = Batcher(max_records=10, max_bytes=1_000_000)
+    _fill(batcher, A, 6)
+    assert batcher.drop_after(A, 2) == 3
+    assert [i.offset for i in batcher.next_batch(set()).items] == [0, 1, 2]

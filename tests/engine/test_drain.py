@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 import uuid
-from collections import Counter
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -328,8 +327,9 @@ def test_three_instances_on_one_group_split_partitions_exactly_once(kafka_bootst
     topic = make_topic(partitions=6)
     per_partition = 2000
     produce(kafka_bootstrap, topic, 6, per_partition)
-    # Slow answers keep the first instance busy long enough for the others to join.
-    aep_emulator.inject(Fault(delay_seconds=0.03, count=None, endpoint="batch"))
+    # Slow answers (120 requests x 0.1 s, 2 in flight per instance) keep the first instance
+    # busy long enough for the others to join and take their share.
+    aep_emulator.inject(Fault(delay_seconds=0.1, count=None, endpoint="batch"))
     conf = kafka_conf(kafka_bootstrap)
     barrier = threading.Barrier(3)
     summaries, errors = [], []
@@ -350,8 +350,7 @@ def test_three_instances_on_one_group_split_partitions_exactly_once(kafka_bootst
     assert len(summaries) == 3
     got = received(aep_emulator)
     assert {p: sorted(got[p]) for p in range(6)} == {p: list(range(per_partition)) for p in range(6)}
-    assert sum(Counter(n for n in seqs).total() for seqs in got.values()) == 6 * per_partition
-    assert all(s.delivered > 0 for s in summaries)
+    assert sorted(s.delivered > 0 for s in summaries) == [True, True, True], [s.to_dict() for s in summaries]
     assert committed(kafka_bootstrap, conf["group.id"], topic, 6) == {p: per_partition for p in range(6)}
 
 
