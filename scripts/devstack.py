@@ -281,7 +281,7 @@ class DevStack:
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient, NewTopic
 
-        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
         existing = admin.list_topics(timeout=10).topics
         wanted = [NewTopic(t, p, 1) for t, p in ((TOPIC, TOPIC_PARTITIONS), (DLQ_TOPIC, 1)) if t not in existing]
         for topic, future in (admin.create_topics(wanted, operation_timeout=30).items() if wanted else ()):
@@ -379,8 +379,15 @@ class DevStack:
 
     def start(self, unpause: bool = True) -> dict:
         """Start every component (stopping what was started if one fails) and return the state."""
-        if any(self.running().values()):
-            raise DevStackError(f"the local stack in {self.state_dir} is already running: `make stop` first")
+        alive = self.running()
+        if alive and all(alive.values()):
+            _say(f"the local stack in {self.state_dir} is already running")
+            return self.read_state()
+        if any(alive.values()):
+            raise DevStackError(
+                f"the local stack in {self.state_dir} is partly running ({', '.join(n for n, up in alive.items() if not up)} "
+                f"down): `make stop`, then `make run`"
+            )
         aep = real_aep_from_env(self.env)
         state: dict = {"api_url": self.api_url, "started_at": time.time()}
         self._save(state)

@@ -80,9 +80,14 @@ def consumer_config(
     return conf
 
 
+def client_config(consumer_conf: Mapping[str, Any]) -> dict[str, Any]:
+    """The connection's client settings (address, security, ...) without consumer-only ones."""
+    return {k: v for k, v in consumer_conf.items() if not k.startswith(_CONSUMER_ONLY_PREFIXES)}
+
+
 def producer_config(consumer_conf: Mapping[str, Any]) -> dict[str, Any]:
     """Dead-letter producer settings: the connection's client settings, idempotent, acks=all."""
-    conf = {k: v for k, v in consumer_conf.items() if not k.startswith(_CONSUMER_ONLY_PREFIXES)}
+    conf = client_config(consumer_conf)
     # Rejected records include ones over AEP's 1 MB limit: let the client pass what the source
     # topic held (the dead-letter topic's max.message.bytes must allow it too).
     conf.setdefault("message.max.bytes", DLQ_MAX_MESSAGE_BYTES)

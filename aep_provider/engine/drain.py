@@ -12,41 +12,41 @@ from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from aep_provider.aep.errors import AEPError
+from aep_provider.aep.errors import AEPError, AEPUnavailableError
 from aep_provider.aep.results import BatchResult, Outcome
 from aep_provider.engine.batching import Batch, Batcher
 from aep_provider.engine.config import DrainConfig, OnReject, producer_config
 from aep_provider.engine.dlq import DeadLetterWriter
-from aep_provider.engine.errors import DrainError, KafkaSetupError, RecordRejectedError
+from aep_provider.engine.errors import DrainError, KafkaSetupError, KafkaUnavailableError, RecordRejectedError
+from aep_provider.engine.group import GroupWatcher
 from aep_provider.engine.ledger import PartitionLedger
 from aep_provider.engine.payload import KafkaRecord, PassthroughShaper, PayloadShaper
 from aep_provider.engine.plan import GroupOffsetsPlanner, PartitionPlan, Planner, Watermarks, snapshot
-from aep_provider.engine.summary import PartitionSummary, RunSummary
+from aep_provider.engine.summary import PartitionSummary, RunSummary, shorten
 
 log = logging.getLogger(__name__)
 
 TopicPartitionKey = tuple[str, int]
 
-#: Rejection reasons can echo record contents: logs and errors keep only this much.
-_REASON_PREFIX_CHARS = 200
-
 #: How long one consume() call may block, which bounds how fast a stop request is noticed.
 _POLL_SECONDS = 0.1
 
+#: Most time the end-of-run query of each partition's current end offset may take, in all:
+#: it only informs the summary, so it never holds a finished run for long.
+_TOPIC_END_BUDGET_SECONDS = 5.0
+
 #: Under cooperative rebalancing a joining member's first assignment is empty by design; wait
-#: this long for the follow-up before concluding this instance has nothing to do.
-_COOPERATIVE_EMPTY_GRACE_SECONDS = 5.0
+#: this long for the follow-up, then ask the group whether partitions are still being handed out.
+_COOPERATIVE_EMPTY_GRACE_SECONDS = 2.0
+
+#: How often an instance without partitions asks the group whether the handover is over.
+_GROUP_CHECK_INTERVAL_SECONDS = 1.0
 
 
 class Sender(Protocol):
     """What the engine needs from the AEP client (:class:`~aep_provider.aep.inlet.InletClient`)."""
 
     def send_batch(self, messages: Sequence[bytes]) -> BatchResult: ...
-
-
-def _short(text: str | None) -> str:
-    text = text or ""
-    return text if len(text) <= _REASON_PREFIX_CHARS else text[:_REASON_PREFIX_CHARS] + "..."
 
 
 @dataclass
@@ -119,6 +119,8 @@ class DrainEngine:
         self._last_progress = 0.0
         self._taken = 0
         self._closing = False
+        self._group = GroupWatcher(self.consumer_conf, timeout=min(self.config.kafka_timeout_seconds, 5.0))
+        self._next_group_check = 0.0
 
     # -- public -------------------------------------------------------------------------
 
@@ -169,6 +171,8 @@ class DrainEngine:
         if self._failure is not None:
             self.summary.stopped_by = "failed"
         log.info(self.summary.closing_line())
+        for line in self.summary.detail_lines():
+            log.info(line)
         if self._failure is not None:
             raise self._failure
         return self.summary
@@ -198,7 +202,7 @@ class DrainEngine:
             if self._rejected is not None:
                 reading = False
             if self._assigned_at is None and now - started > cfg.assignment_timeout_seconds:
-                raise KafkaSetupError(
+                raise KafkaUnavailableError(
                     f"group {self.consumer_conf.get('group.id')!r} assigned no partitions of {', '.join(self.topics)} "
                     f"within {cfg.assignment_timeout_seconds:g}s (bootstrap.servers={self._bootstrap!r})"
                 )
@@ -207,7 +211,7 @@ class DrainEngine:
                 return
             if reading and now - self._last_progress > stall_seconds and not self._all_complete(now):
                 waiting = sorted(f"{st.plan.topic}[{st.plan.partition}]" for st in self._states.values() if not st.complete)
-                raise KafkaSetupError(
+                raise KafkaUnavailableError(
                     f"no record or end of partition arrived from bootstrap.servers={self._bootstrap!r} for "
                     f"{stall_seconds:g}s while {', '.join(waiting) or 'the assignment'} had not reached the snapshot end; "
                     "check the broker's health."
@@ -249,8 +253,16 @@ class DrainEngine:
             return False
         if not self._states:
             # Nothing assigned: end at once, except that a cooperative rebalance hands a joining
-            # member its partitions only in a second round.
-            return not self._cooperative or now - self._assigned_at >= _COOPERATIVE_EMPTY_GRACE_SECONDS
+            # member its partitions only in a later round, once their previous owner let go.
+            if not self._cooperative:
+                return True
+            waited = now - self._assigned_at
+            if waited < _COOPERATIVE_EMPTY_GRACE_SECONDS or now < self._next_group_check:
+                return False
+            if waited >= min(self.config.assignment_timeout_seconds, self.config.kafka_timeout_seconds):
+                return True  # the other members hold everything; nothing left for this one
+            self._next_group_check = now + _GROUP_CHECK_INTERVAL_SECONDS
+            return self._group.settled(self._snapshot)
         return all(st.complete for st in self._states.values())
 
     def _handle(self, msg: Message) -> None:
@@ -322,9 +334,9 @@ class DrainEngine:
     # -- rejections ---------------------------------------------------------------------
 
     def _reject(self, st: _PartitionState, record: KafkaRecord, status: int | None, reason: str) -> None:
-        self.summary.rejected += 1
+        self.summary.add_rejection(record.topic, record.partition, record.offset, status, reason)
         where = st.where(record.offset)
-        shown = f"status {status}: {_short(reason)}" if status is not None else _short(reason)
+        shown = f"status {status}: {shorten(reason)}" if status is not None else shorten(reason)
         if self._dlq is not None:
             log.warning("Record %s rejected (%s); writing it to dead-letter topic %r", where, shown, self._dlq.topic)
 
@@ -379,11 +391,33 @@ class DrainEngine:
         try:
             result = future.result()
         except AEPError as err:
-            self._fail(DrainError(f"Sending {len(batch.items)} record(s) of {parts} (from offset {first}) to AEP failed: {err}"))
+            # Configuration, credentials or a refused request need a person; an outage may pass.
+            self._fail(
+                DrainError(
+                    f"Sending {len(batch.items)} record(s) of {parts} (from offset {first}) to AEP failed: {err}",
+                    retryable=isinstance(err, AEPUnavailableError),
+                )
+            )
+            if err.partial is not None:
+                # AEP already answered for part of the batch: settle those so that the commit
+                # covers them and the next run does not send them again.
+                self._settle(err.partial, batch, states, parts, report_retryable=False)
             return
         except Exception as err:  # the sender is user-replaceable; keep the run's ending bounded and clear
             self._fail(DrainError(f"Sending {len(batch.items)} record(s) of {parts} failed: {type(err).__name__}: {err}"))
             return
+        self._settle(result, batch, states, parts, report_retryable=True)
+
+    def _settle(
+        self,
+        result: BatchResult,
+        batch: Batch,
+        states: dict[TopicPartitionKey, _PartitionState],
+        parts: str,
+        *,
+        report_retryable: bool,
+    ) -> None:
+        """Apply per-message outcomes: accepted ones settle, rejected ones follow the policy, retryable ones fail the run."""
         s = self.summary
         s.requests += result.requests
         s.retries += result.retries
@@ -402,11 +436,11 @@ class DrainEngine:
             elif res.outcome is Outcome.REJECTED:
                 assert isinstance(item.record, KafkaRecord)
                 self._reject(st, item.record, res.status, res.message or "rejected by AEP")
-            else:
+            elif report_retryable:
                 self._fail(
                     DrainError(
                         f"AEP still answered status {res.status} for {st.where(item.offset)} when the retry budget ran out "
-                        f"({_short(res.message)}); offsets are committed up to it and the next run sends it again."
+                        f"({shorten(res.message)}); offsets are committed up to it and the next run sends it again."
                     )
                 )
 
@@ -477,10 +511,11 @@ class DrainEngine:
                 PartitionSummary(plan.topic, plan.partition, plan.start, plan.end, lost_to_retention=plan.lost_to_retention)
             )
             summary.end = plan.end
+            summary.handed_over = False  # handed back to this instance by a later rebalance
             self._states[plan.key] = _PartitionState(
                 plan=plan, ledger=PartitionLedger(plan.start), summary=summary, last_committed=plan.committed
             )
-            if summary.committed is None:
+            if plan.committed is not None and (summary.committed is None or plan.committed > summary.committed):
                 summary.committed = plan.committed
             assignment.append(TopicPartition(plan.topic, plan.partition, plan.start))
         if self._cooperative:
@@ -521,7 +556,7 @@ class DrainEngine:
             for key in keys:
                 self._batcher.drop(key)
                 self._busy.discard(key)
-                del self._states[key]
+                self._states.pop(key).summary.handed_over = True
             if self._cooperative:
                 try:
                     consumer.incremental_unassign(partitions)
@@ -552,6 +587,7 @@ class DrainEngine:
             self._commit()
         except DrainError as err:
             self._fail(err)
+        self._read_topic_ends()
         self.summary.seconds = time.monotonic() - started
         self._closing = True
         if self._consumer is not None:
@@ -559,6 +595,24 @@ class DrainEngine:
                 self._consumer.close()
             except (KafkaException, RuntimeError) as err:
                 log.warning("Closing the Kafka consumer failed: %s", err)
+
+    def _read_topic_ends(self) -> None:
+        """Best effort: each partition's current end offset, so the summary tells how far the group is behind."""
+        if self._consumer is None:
+            return
+        deadline = time.monotonic() + min(self.config.kafka_timeout_seconds, _TOPIC_END_BUDGET_SECONDS)
+        for p in self.summary.partitions.values():
+            if p.handed_over:
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                _, p.topic_end = self._consumer.get_watermark_offsets(
+                    TopicPartition(p.topic, p.partition), timeout=left, cached=False
+                )
+            except (KafkaException, RuntimeError):
+                break  # the broker is not answering: the summary says "unknown"
 
     def _log_progress(self, elapsed: float) -> None:
         for st in self._states.values():

@@ -4,15 +4,37 @@ from __future__ import annotations
 
 
 class DrainError(Exception):
-    """A run could not finish its job; offsets were committed only up to what was delivered."""
+    """
+    A run could not finish its job; offsets were committed only up to what was delivered.
+
+    :param retryable: whether trying again later may succeed (a broker or AEP outage) rather
+        than needing someone to fix a setting or a record; defaults to the class's value.
+    """
+
+    retryable: bool = True
+
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        if retryable is not None:
+            self.retryable = retryable
 
 
 class KafkaSetupError(DrainError):
-    """The Kafka configuration, broker or topics are unusable (missing setting, unreachable, no topic)."""
+    """The Kafka configuration or topics are unusable (missing setting, unknown topic, no access)."""
+
+    retryable = False
+
+
+class KafkaUnavailableError(KafkaSetupError):
+    """The broker did not answer in time (unreachable, or stalled mid-run): a later try may succeed."""
+
+    retryable = True
 
 
 class RecordRejectedError(DrainError):
     """A record was rejected (by AEP or before sending) and ``on_reject="fail"`` is in force."""
+
+    retryable = False
 
     def __init__(self, message: str, *, topic: str, partition: int, offset: int) -> None:
         super().__init__(message)

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, TopicPartition
 
-from aep_provider.engine.errors import KafkaSetupError
+from aep_provider.engine.errors import KafkaSetupError, KafkaUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +104,11 @@ class GroupOffsetsPlanner:
         try:
             committed = consumer.committed(query, timeout=self.timeout)
         except KafkaException as err:
-            raise KafkaSetupError(f"could not read the group's committed offsets within {self.timeout}s: {err}") from None
+            raise KafkaUnavailableError(f"could not read the group's committed offsets within {self.timeout}s: {err}") from None
         plans = []
         for tp in committed:
             if tp.error is not None:
-                raise KafkaSetupError(f"could not read the committed offset of {tp.topic}[{tp.partition}]: {tp.error}")
+                raise KafkaUnavailableError(f"could not read the committed offset of {tp.topic}[{tp.partition}]: {tp.error}")
             offset = None if tp.offset == OFFSET_INVALID or tp.offset < 0 else tp.offset
             plans.append(
                 plan_partition(tp.topic, tp.partition, committed=offset, marks=snapshot[(tp.topic, tp.partition)], reset=self.reset)
@@ -128,7 +128,7 @@ def snapshot(
     try:
         metadata = consumer.list_topics(timeout=timeout)
     except KafkaException as err:
-        raise KafkaSetupError(
+        raise KafkaUnavailableError(
             f"Kafka at bootstrap.servers={bootstrap!r} did not answer within {timeout:g}s ({err.args[0].str()}); "
             "check the address and that the broker is running."
         ) from None
@@ -136,16 +136,19 @@ def snapshot(
     for topic in topics:
         meta = metadata.topics.get(topic)
         if meta is None or meta.error is not None or not meta.partitions:
-            reason = meta.error.str() if meta is not None and meta.error is not None else "it does not exist"
+            error = meta.error if meta is not None else None
+            reason = error.str() if error is not None else "it does not exist"
             raise KafkaSetupError(
                 f"Kafka topic {topic!r} cannot be read at bootstrap.servers={bootstrap!r}: {reason}; "
-                "create it or fix the topic name."
+                "create it or fix the topic name.",
+                # A leader election in progress passes; a missing topic or denied access does not.
+                retryable=bool(error is not None and error.retriable()),
             )
         for partition in sorted(meta.partitions):
             try:
                 low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout, cached=False)
             except KafkaException as err:
-                raise KafkaSetupError(
+                raise KafkaUnavailableError(
                     f"could not read the offsets of {topic}[{partition}] within {timeout:g}s: {err.args[0].str()}"
                 ) from None
             marks[(topic, partition)] = Watermarks(low, high)

@@ -5,6 +5,48 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+#: Rejection samples kept per run: enough to see what goes wrong, bounded for the XCom.
+MAX_REJECTION_SAMPLES = 20
+
+#: Reasons can echo record contents: samples keep only this much of them.
+MAX_REASON_CHARS = 200
+
+
+def shorten(text: str | None, limit: int = MAX_REASON_CHARS) -> str:
+    """``text`` cut to ``limit`` characters (with "..." when cut)."""
+    text = text or ""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def reason_class(status: int | None, reason: str) -> str:
+    """
+    A short, stable label for counting rejections: ``"AEP 400"`` for AEP's per-message answers,
+    else what the record's own check found (``"invalid JSON"``, ``"not UTF-8"``, ``"over 1 MB"``, ...).
+    """
+    if status is not None:
+        return f"AEP {status}"
+    for marker, label in (
+        ("not valid UTF-8", "not UTF-8"),
+        ("not valid JSON", "invalid JSON"),
+        ("not an object", "not a JSON object"),
+        ("bytes; AEP accepts at most", "over 1 MB"),
+        ("payload callable", "payload callable failed"),
+    ):
+        if marker in reason:
+            return label
+    return "other"
+
+
+@dataclass(frozen=True)
+class RejectionSample:
+    """Where a rejected record sits and why (the reason shortened; never the record's contents)."""
+
+    topic: str
+    partition: int
+    offset: int
+    status: int | None
+    reason: str
+
 
 @dataclass
 class PartitionSummary:
@@ -13,6 +55,9 @@ class PartitionSummary:
 
     :param start: first offset this run read. :param end: snapshot end offset.
     :param committed: offset committed at the end of the run (None if nothing was committed).
+    :param topic_end: the partition's end offset when the run finished (None if it could not be read).
+    :param handed_over: a rebalance moved the partition to another instance during the run, which
+        continues from ``committed``: its lag is that instance's to report, not counted here.
     """
 
     topic: str
@@ -22,12 +67,24 @@ class PartitionSummary:
     committed: int | None = None
     records: int = 0
     lost_to_retention: int = 0
+    topic_end: int | None = None
+    handed_over: bool = False
 
     @property
     def lag(self) -> int:
         """Records of the snapshot range left for the next run."""
-        done = self.start if self.committed is None else max(self.committed, self.start)
-        return max(self.end - done, 0)
+        return 0 if self.handed_over else max(self.end - self._done, 0)
+
+    @property
+    def topic_lag(self) -> int | None:
+        """How far the group is behind the topic at the end of the run (records produced meanwhile included)."""
+        if self.topic_end is None or self.handed_over:
+            return None
+        return max(self.topic_end - self._done, 0)
+
+    @property
+    def _done(self) -> int:
+        return self.start if self.committed is None else max(self.committed, self.start)
 
 
 @dataclass
@@ -46,6 +103,8 @@ class RunSummary:
     seconds: float = 0.0
     stopped_by: str = "end"
     partitions: dict[str, PartitionSummary] = field(default_factory=dict)
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    rejection_samples: list[RejectionSample] = field(default_factory=list)
 
     def partition(self, topic: str, partition: int) -> PartitionSummary | None:
         return self.partitions.get(f"{topic}[{partition}]")
@@ -53,25 +112,56 @@ class RunSummary:
     def add_partition(self, summary: PartitionSummary) -> PartitionSummary:
         return self.partitions.setdefault(f"{summary.topic}[{summary.partition}]", summary)
 
+    def add_rejection(self, topic: str, partition: int, offset: int, status: int | None, reason: str) -> None:
+        """Count one rejected record by reason class and keep it as a sample while there is room."""
+        self.rejected += 1
+        label = reason_class(status, reason)
+        self.rejected_by_reason[label] = self.rejected_by_reason.get(label, 0) + 1
+        if len(self.rejection_samples) < MAX_REJECTION_SAMPLES:
+            self.rejection_samples.append(RejectionSample(topic, partition, offset, status, shorten(reason)))
+
     @property
     def lag(self) -> int:
         return sum(p.lag for p in self.partitions.values())
+
+    @property
+    def topic_lag(self) -> int | None:
+        """Total of :attr:`PartitionSummary.topic_lag`; None when no partition's end could be read."""
+        lags = [p.topic_lag for p in self.partitions.values() if p.topic_lag is not None]
+        return sum(lags) if lags else None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["seconds"] = round(self.seconds, 3)
         data["lag"] = self.lag
+        data["topic_lag"] = self.topic_lag
         data["partitions"] = {
-            key: {**asdict(p), "lag": p.lag} for key, p in sorted(self.partitions.items())
+            key: {**asdict(p), "lag": p.lag, "topic_lag": p.topic_lag} for key, p in sorted(self.partitions.items())
         }
         return data
 
     def closing_line(self) -> str:
         rate = self.delivered / self.seconds if self.seconds > 0 else 0.0
+        topic_lag = "unknown" if self.topic_lag is None else self.topic_lag
         return (
             f"Drain finished ({self.stopped_by}) in {self.seconds:.1f}s: delivered={self.delivered} "
             f"rejected={self.rejected} dead_lettered={self.dead_lettered} skipped={self.skipped} "
             f"(tombstones={self.tombstones}) requests={self.requests} retries={self.retries} "
             f"throttled={self.throttled} bytes={self.bytes} rate={rate:.0f}/s "
-            f"partitions={len(self.partitions)} lag_left={self.lag}"
+            f"partitions={len(self.partitions)} lag_left={self.lag} topic_lag={topic_lag}"
         )
+
+    def detail_lines(self) -> list[str]:
+        """Log lines after the closing line: rejections by reason and per-partition lag behind the topic."""
+        lines = []
+        if self.rejected_by_reason:
+            counts = ", ".join(f"{label}={n}" for label, n in sorted(self.rejected_by_reason.items()))
+            first = self.rejection_samples[0]
+            lines.append(
+                f"Rejected by reason: {counts}; first at {first.topic}[{first.partition}]@{first.offset} "
+                f"(status {first.status}): {first.reason}"
+            )
+        for key, p in sorted(self.partitions.items()):
+            if p.topic_end is not None:
+                lines.append(f"{key}: committed={p.committed} topic_end={p.topic_end} topic_lag={p.topic_lag}")
+        return lines

@@ -6,11 +6,14 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook, BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.sdk.log import mask_secret
 
+from aep_provider.aep.errors import AEPError, AEPUnavailableError
 from aep_provider.aep.results import MAX_REQUEST_BYTES
 from aep_provider.engine.config import DrainConfig, consumer_config, validate_limits, validate_on_reject
 from aep_provider.engine.drain import DrainEngine
+from aep_provider.engine.errors import DrainError
 from aep_provider.engine.payload import make_shaper
 from aep_provider.hooks.aep import AEPStreamingHook
 
@@ -53,6 +56,7 @@ class KafkaToAEPOperator(BaseOperator):
     :param kafka_config_overrides: confluent-kafka settings merged over the connection's extra. (templated)
     :param commit_interval_seconds: commit acknowledged offsets at least this often.
     :param kafka_timeout_seconds: bound on each broker call (metadata, offsets, commit).
+    :param assignment_timeout_seconds: bound on the wait for the group to assign partitions.
     :param stop_grace_seconds: how long a stopping run waits for requests in flight.
     :param progress_interval_seconds: how often progress per partition is logged.
     """
@@ -93,6 +97,7 @@ class KafkaToAEPOperator(BaseOperator):
         kafka_config_overrides: dict[str, Any] | None = None,
         commit_interval_seconds: float = 5.0,
         kafka_timeout_seconds: float = 30.0,
+        assignment_timeout_seconds: float = 60.0,
         stop_grace_seconds: float = 10.0,
         progress_interval_seconds: float = 30.0,
         **kwargs: Any,
@@ -133,6 +138,7 @@ class KafkaToAEPOperator(BaseOperator):
         self.kafka_config_overrides = kafka_config_overrides or {}
         self.commit_interval_seconds = commit_interval_seconds
         self.kafka_timeout_seconds = kafka_timeout_seconds
+        self.assignment_timeout_seconds = assignment_timeout_seconds
         self.stop_grace_seconds = stop_grace_seconds
         self.progress_interval_seconds = progress_interval_seconds
         self._engine: DrainEngine | None = None
@@ -149,6 +155,7 @@ class KafkaToAEPOperator(BaseOperator):
             on_reject=self.on_reject,
             commit_interval_seconds=self.commit_interval_seconds,
             kafka_timeout_seconds=self.kafka_timeout_seconds,
+            assignment_timeout_seconds=self.assignment_timeout_seconds,
             stop_grace_seconds=self.stop_grace_seconds,
             progress_interval_seconds=self.progress_interval_seconds,
         )
@@ -164,6 +171,22 @@ class KafkaToAEPOperator(BaseOperator):
         return consumer_config(extra, self.kafka_config_overrides, source=f"Airflow connection {self.kafka_config_id!r}")
 
     def execute(self, context: Context) -> dict[str, Any]:
+        """
+        Run one drain and return its summary.
+
+        Failures that a retry cannot fix (settings, missing topic, credentials, a rejected record
+        under ``on_reject="fail"``) raise ``AirflowFailException`` so the task fails at once;
+        outages (broker or AEP unavailable past their deadlines) raise ``AirflowException`` so
+        the task's ``retries`` apply. Either way the message says what is wrong and where.
+        """
+        try:
+            return self._drain()
+        except (DrainError, AEPError, ValueError) as err:
+            retryable = isinstance(err, AEPUnavailableError) or (isinstance(err, DrainError) and err.retryable)
+            # The engine's messages are complete; its internal traceback would only bury them.
+            raise (AirflowException if retryable else AirflowFailException)(str(err)) from None
+
+    def _drain(self) -> dict[str, Any]:
         topics = [self.topics] if isinstance(self.topics, str) else list(self.topics)
         config = self.drain_config()
         consumer_conf = self.kafka_consumer_config()

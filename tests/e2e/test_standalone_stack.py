@@ -50,6 +50,7 @@ def stack(kafka_bootstrap: str, tmp_path: Path):
         yield stack
     finally:
         stack.stop(quiet=True)
+    assert not any(stack.running().values()), f"left running after stop: {stack.running()}"
 
 
 def _wait_for_run(session: requests.Session, stack: DevStack, run_id: str) -> dict:
@@ -78,12 +79,22 @@ def test_triggered_run_delivers_sample_events_to_the_emulator(stack: DevStack, m
         producer.produce(topic, json.dumps(event).encode())
     assert producer.flush(30) == 0
 
+    # `make run` twice: the second one reports the running stack instead of starting another.
+    before = stack.read_state()
+    assert stack.start()["airflow"]["pid"] == before["airflow"]["pid"]
+
     session = stack.api_session()
     version = session.get(f"{stack.api_url}/api/v2/version", timeout=10)
     assert version.status_code == 200 and version.json()["version"].startswith("3."), version.text
     dags = session.get(f"{stack.api_url}/api/v2/dags", params={"dag_id_pattern": DAG_ID}, timeout=10).json()
     assert DAG_ID in [d["dag_id"] for d in dags["dags"]]
     assert not next(d for d in dags["dags"] if d["dag_id"] == DAG_ID)["is_paused"]
+    # The stack's connections live in Airflow's database, so the UI lists them.
+    kafka_conn = session.get(f"{stack.api_url}/api/v2/connections/kafka_default", timeout=10)
+    assert kafka_conn.status_code == 200, kafka_conn.text
+    assert json.loads(kafka_conn.json()["extra"])["bootstrap.servers"] == stack.kafka_bootstrap
+    aep_conn = session.get(f"{stack.api_url}/api/v2/connections/aep_default", timeout=10).json()
+    assert (aep_conn["conn_type"], aep_conn["host"]) == ("adobe_aep", stack.emulator_url)
 
     created = session.post(
         f"{stack.api_url}/api/v2/dags/{DAG_ID}/dagRuns",

@@ -323,34 +323,98 @@ def test_on_reject_skip_counts_and_goes_on(kafka_bootstrap, poison_topic, aep_em
     assert all(len(line) < 600 for line in skipped)
 
 
+class GatedConsumer:
+    """
+    A real Consumer whose partitions stay paused until ``gate`` opens.
+
+    The group still rebalances (callbacks run inside ``consume``), but no record is fetched, so
+    a test can let every instance join and receive its share before any draining starts.
+    """
+
+    def __init__(self, conf, gate: threading.Event) -> None:
+        self._real = Consumer(conf)
+        self._gate = gate
+        self._resumed = False
+        self._owned: set[int] = set()
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def subscribe(self, topics, on_assign, **callbacks):
+        on_revoke, on_lost = callbacks.pop("on_revoke"), callbacks.pop("on_lost")
+
+        def assigned(consumer, partitions):
+            on_assign(consumer, partitions)
+            self._owned |= {tp.partition for tp in partitions}
+            if not self._gate.is_set() and partitions:
+                consumer.pause(partitions)
+
+        def revoked(consumer, partitions):
+            self._owned -= {tp.partition for tp in partitions}
+            on_revoke(consumer, partitions)
+
+        def lost(consumer, partitions):
+            self._owned -= {tp.partition for tp in partitions}
+            on_lost(consumer, partitions)
+
+        self._real.subscribe(topics, on_assign=assigned, on_revoke=revoked, on_lost=lost, **callbacks)
+
+    def consume(self, *args, **kwargs):
+        if self._gate.is_set() and not self._resumed:
+            self._resumed = True
+            self._real.resume(self._real.assignment())
+        return self._real.consume(*args, **kwargs)
+
+    def owned(self) -> set[int]:
+        """Partitions held now (tracked from the rebalance callbacks, so also readable after close)."""
+        return set(self._owned)
+
+
 def test_three_instances_on_one_group_split_partitions_exactly_once(kafka_bootstrap, make_topic, aep_emulator):
     topic = make_topic(partitions=6)
     per_partition = 2000
     produce(kafka_bootstrap, topic, 6, per_partition)
-    # Slow answers (120 requests x 0.1 s, 2 in flight per instance) keep the first instance
-    # busy long enough for the others to join and take their share.
-    aep_emulator.inject(Fault(delay_seconds=0.1, count=None, endpoint="batch"))
     conf = kafka_conf(kafka_bootstrap)
-    barrier = threading.Barrier(3)
+    # Nothing is read until all three have joined and the group has settled on a split: which
+    # instance gets what no longer depends on how fast each thread starts (CI runs on 2 cores).
+    gate = threading.Event()
+    consumers: list[GatedConsumer] = []
     summaries, errors = [], []
 
+    def gated(conf):
+        consumer = GatedConsumer(conf, gate)
+        consumers.append(consumer)
+        return consumer
+
     def instance() -> None:
-        barrier.wait()
+        engine = _engine(conf, topic, inlet_client(aep_emulator), max_batch_records=100, max_in_flight=2)
+        engine._consumer_factory = gated
         try:
-            summaries.append(_engine(conf, topic, inlet_client(aep_emulator), max_batch_records=100, max_in_flight=2).run())
+            summaries.append(engine.run())
         except Exception as err:  # surfaced by the assertion below
             errors.append(err)
 
     threads = [threading.Thread(target=instance) for _ in range(3)]
     for t in threads:
         t.start()
+    give_up = time.monotonic() + 60
+    while time.monotonic() < give_up and not errors:
+        owned = [c.owned() for c in list(consumers)]
+        if len(owned) == 3 and all(owned) and sorted(p for o in owned for p in o) == list(range(6)):
+            break
+        time.sleep(0.05)
+    split = [sorted(c.owned()) for c in consumers]
+    gate.set()
     for t in threads:
         t.join(120)
     assert not errors
     assert len(summaries) == 3
+    # Each instance held a non-empty, disjoint share of the six partitions.
+    assert len(split) == 3 and all(split) and sorted(p for s in split for p in s) == list(range(6)), split
     got = received(aep_emulator)
     assert {p: sorted(got[p]) for p in range(6)} == {p: list(range(per_partition)) for p in range(6)}
     assert sorted(s.delivered > 0 for s in summaries) == [True, True, True], [s.to_dict() for s in summaries]
+    assert sum(s.delivered for s in summaries) == 6 * per_partition
     assert committed(kafka_bootstrap, conf["group.id"], topic, 6) == {p: per_partition for p in range(6)}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
 from types import SimpleNamespace
@@ -9,8 +11,9 @@ from types import SimpleNamespace
 import pytest
 from confluent_kafka import KafkaError, TopicPartition
 
+from aep_provider.aep.errors import AEPAuthError, AEPRequestError, AEPUnavailableError
 from aep_provider.aep.results import BatchResult, MessageResult, Outcome
-from aep_provider.engine import DrainConfig, DrainEngine, KafkaSetupError
+from aep_provider.engine import DrainConfig, DrainEngine, DrainError, KafkaSetupError
 from aep_provider.engine.config import consumer_config
 from aep_provider.engine.payload import Shaped
 
@@ -159,3 +162,95 @@ def test_a_broker_that_stops_answering_fails_the_run_in_bounded_time():
     consumer = FakeConsumer({0: [b"0:0"]}, stall=True)
     with pytest.raises(KafkaSetupError, match=r"no record or end of partition arrived .* for 0.4s while t\[0\]"):
         _engine(consumer, OrderCheckingSender(), kafka_timeout_seconds=0.2, stop_grace_seconds=0.2).run()
+
+
+class PartialAnswerSender:
+    """Accepts the first batch; on the second, raises ``error`` carrying a partial answer, as the client does."""
+
+    def __init__(self, error, outcomes):
+        self.error, self.outcomes = error, outcomes
+        self.calls = 0
+
+    def send_batch(self, messages):
+        self.calls += 1
+        if self.calls == 1:
+            return BatchResult(results=[MessageResult(Outcome.ACCEPTED)] * len(messages), requests=1)
+        results = [MessageResult(o, status=400 if o is Outcome.REJECTED else None, message="bad") for o in self.outcomes]
+        results += [MessageResult(Outcome.RETRYABLE)] * (len(messages) - len(results))
+        self.error.partial = BatchResult(results=results, requests=1)
+        raise self.error
+
+
+A, R = Outcome.ACCEPTED, Outcome.REJECTED
+
+
+@pytest.mark.parametrize(
+    ("error", "retryable"),
+    [(AEPAuthError("the inlet refused a fresh token (401)"), False), (AEPUnavailableError("503 past the deadline"), True)],
+    ids=["auth", "unavailable"],
+)
+def test_a_partial_answer_settles_what_aep_accepted_before_failing(error, retryable):
+    logs = {0: [f"0:{n}".encode() for n in range(20)]}
+    consumer = FakeConsumer(logs)
+    sender = PartialAnswerSender(error, [A, A, R, A])
+    with pytest.raises(DrainError, match=re.escape(str(error))) as info:
+        _engine(consumer, sender, max_batch_records=10, max_in_flight=1, on_reject="skip").run()
+    assert info.value.retryable is retryable
+    # Batch 2 holds offsets 10..19: 10, 11 accepted, 12 rejected (skipped), 13 accepted, 14.. unanswered.
+    assert max(c[0] for c in consumer.commits) == 14
+
+
+def test_without_partial_answers_nothing_of_the_failed_batch_is_committed():
+    consumer = FakeConsumer({0: [f"0:{n}".encode() for n in range(20)]})
+    with pytest.raises(DrainError, match="refused"):
+        _engine(consumer, PartialAnswerSender(AEPRequestError("refused", status=400), []), max_batch_records=10, max_in_flight=1).run()
+    assert max(c[0] for c in consumer.commits) == 10
+
+
+class Rejecting400Sender:
+    """AEP answers 400 for every message whose JSON has no "header"; accepts the rest."""
+
+    def send_batch(self, messages):
+        results = [
+            MessageResult(Outcome.ACCEPTED) if b'"header"' in m else MessageResult(Outcome.REJECTED, 400, "x" * 500)
+            for m in messages
+        ]
+        return BatchResult(results=results, requests=1)
+
+
+class GrowingTopicConsumer(FakeConsumer):
+    """Seven more records arrive in the partition once the run has committed (the topic moved on)."""
+
+    def get_watermark_offsets(self, tp, timeout, cached):
+        low, high = super().get_watermark_offsets(tp, timeout, cached)
+        return low, high + (7 if self.commits else 0)
+
+
+def test_summary_counts_rejections_by_reason_keeps_bounded_samples_and_reports_topic_lag(caplog):
+    good = b'{"header": {}, "body": {}}'
+    values = [b"{not json %d" % n for n in range(25)] + [b"\xff\xfe", b'{"body": {}}', b"[1]", good]
+    consumer = GrowingTopicConsumer({0: values})
+    engine = DrainEngine(
+        consumer_conf=consumer_config({"bootstrap.servers": "fake:9092", "group.id": "g"}),
+        topics=["t"],
+        sender=Rejecting400Sender(),
+        config=DrainConfig(on_reject="skip"),
+        consumer_factory=lambda _conf: consumer,
+    )
+    with caplog.at_level(logging.INFO, logger="aep_provider.engine"):
+        data = engine.run().to_dict()
+    assert data["rejected"] == 28 and data["delivered"] == 1
+    assert data["rejected_by_reason"] == {"invalid JSON": 25, "not UTF-8": 1, "AEP 400": 1, "not a JSON object": 1}
+    samples = data["rejection_samples"]
+    assert len(samples) == 20
+    assert [s["offset"] for s in samples] == list(range(20))
+    assert samples[0]["topic"] == "t" and samples[0]["partition"] == 0 and samples[0]["status"] is None
+    assert "not valid JSON" in samples[0]["reason"]
+    part = data["partitions"]["t[0]"]
+    assert (part["end"], part["committed"], part["topic_end"], part["topic_lag"]) == (29, 29, 36, 7)
+    assert data["topic_lag"] == 7
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("topic_lag=7" in line and line.startswith("Drain finished") for line in lines)
+    assert any(line.startswith("Rejected by reason:") and "invalid JSON=25" in line for line in lines)
+    # The 500-character reason AEP gave is cut in the logs as in the samples.
+    assert not any("x" * 201 in line for line in lines)

@@ -1,6 +1,14 @@
 from __future__ import annotations
 
-from aep_provider.engine.summary import PartitionSummary, RunSummary
+import pytest
+
+from aep_provider.engine.summary import (
+    MAX_REASON_CHARS,
+    MAX_REJECTION_SAMPLES,
+    PartitionSummary,
+    RunSummary,
+    reason_class,
+)
 
 
 def test_summary_dict_has_totals_and_per_partition_lag():
@@ -18,9 +26,12 @@ def test_summary_dict_has_totals_and_per_partition_lag():
         "records": 0,
         "lost_to_retention": 0,
         "lag": 2,
+        "topic_end": None,
+        "topic_lag": None,
     }
     assert data["partitions"]["t[1]"]["lag"] == 0
     assert data["lag"] == 2
+    assert data["topic_lag"] is None and data["rejection_samples"] == [] and data["rejected_by_reason"] == {}
 
 
 def test_lag_counts_from_start_when_nothing_committed():
@@ -32,3 +43,47 @@ def test_lag_counts_from_start_when_nothing_committed():
 def test_closing_line_names_totals():
     line = RunSummary(delivered=5, skipped=2, tombstones=1, seconds=2.0).closing_line()
     assert "delivered=5" in line and "skipped=2" in line and "tombstones=1" in line and "lag_left=0" in line
+
+
+def test_topic_lag_counts_what_was_produced_past_the_snapshot():
+    summary = RunSummary()
+    summary.add_partition(PartitionSummary("t", 0, start=0, end=20, committed=15, topic_end=50))
+    summary.add_partition(PartitionSummary("t", 1, start=0, end=5, committed=5))  # end unknown
+    assert summary.partition("t", 0).topic_lag == 35 and summary.partition("t", 1).topic_lag is None
+    assert summary.topic_lag == 35
+    assert "topic_lag=35" in summary.closing_line()
+    assert summary.detail_lines() == ["t[0]: committed=15 topic_end=50 topic_lag=35"]
+
+
+def test_rejections_are_counted_by_reason_and_sampled_up_to_the_bound():
+    summary = RunSummary()
+    for n in range(MAX_REJECTION_SAMPLES + 5):
+        summary.add_rejection("t", 0, n, 400, "y" * 1000)
+    summary.add_rejection("t", 1, 7, None, "encoded message is 1,200,000 bytes; AEP accepts at most 1,000,000 bytes")
+    assert summary.rejected == MAX_REJECTION_SAMPLES + 6
+    assert summary.rejected_by_reason == {"AEP 400": MAX_REJECTION_SAMPLES + 5, "over 1 MB": 1}
+    assert len(summary.rejection_samples) == MAX_REJECTION_SAMPLES
+    assert all(len(s.reason) == MAX_REASON_CHARS + 3 for s in summary.rejection_samples)
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "label"),
+    [
+        (400, "anything", "AEP 400"),
+        (None, "value is not valid UTF-8 (byte 0)", "not UTF-8"),
+        (None, "value is not valid JSON: Expecting value at line 1 column 1", "invalid JSON"),
+        (None, "value is JSON list, not an object", "not a JSON object"),
+        (None, "payload callable raised KeyError: 'x'", "payload callable failed"),
+        (None, "something new", "other"),
+    ],
+)
+def test_reason_classes(status, reason, label):
+    assert reason_class(status, reason) == label
+
+
+def test_a_partition_handed_over_to_another_instance_does_not_count_as_lag():
+    summary = RunSummary()
+    summary.add_partition(PartitionSummary("t", 0, start=0, end=20, committed=5, topic_end=30, handed_over=True))
+    summary.add_partition(PartitionSummary("t", 1, start=0, end=10, committed=10, topic_end=12))
+    assert (summary.lag, summary.topic_lag) == (0, 2)
+    assert summary.to_dict()["partitions"]["t[0]"]["handed_over"] is True

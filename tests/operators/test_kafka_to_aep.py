@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import uuid
 
 import pytest
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.sdk.log import redact
 
 from aep_provider.emulator import DEFAULT_IMS_ORG_ID, Fault
-from aep_provider.engine import KafkaSetupError, record_id
+from aep_provider.engine import record_id
 from aep_provider.operators.kafka_to_aep import KafkaToAEPOperator
 from tests.engine.support import committed, produce, produce_values, received
 
@@ -80,15 +83,97 @@ def test_kafka_connection_without_group_id_is_one_clear_error(monkeypatch, kafka
         "AIRFLOW_CONN_KAFKA_NOGROUP",
         json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": kafka_bootstrap, "sasl.password": "pw-123456"}}),
     )
-    with pytest.raises(KafkaSetupError, match="Airflow connection 'kafka_nogroup' has no 'group.id'") as info:
+    with pytest.raises(AirflowFailException, match="Airflow connection 'kafka_nogroup' has no 'group.id'") as info:
         _op(kafka_config_id="kafka_nogroup").execute(context={})
     assert "pw-123456" not in str(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
 def test_unknown_kafka_setting_is_one_clear_error(kafka_conn_id, aep_conn_id):
     op = _op(kafka_config_id=kafka_conn_id, aep_conn_id=aep_conn_id, kafka_config_overrides={"fetch.max.bytez": 1})
-    with pytest.raises(KafkaSetupError, match=r"configuration is invalid: .*fetch.max.bytez"):
+    with pytest.raises(AirflowFailException, match=r"configuration is invalid: .*fetch.max.bytez"):
         op.execute(context={})
+
+
+def test_bad_rendered_limit_fails_the_task_without_retries():
+    op = _op(max_records_per_run="{{ params.n }}")
+    op.max_records_per_run = "lots"
+    with pytest.raises(AirflowFailException, match="max_records_per_run must be a number"):
+        op.execute(context={})
+
+
+@pytest.mark.integration
+def test_missing_topic_fails_the_task_naming_it(kafka_conn_id, aep_conn_id):
+    name = f"no-such-topic-{uuid.uuid4().hex[:8]}"
+    op = _op(topics=name, kafka_config_id=kafka_conn_id, aep_conn_id=aep_conn_id, kafka_timeout_seconds=5)
+    with pytest.raises(AirflowFailException, match=rf"topic '{name}' cannot be read.*create it") as info:
+        op.execute(context={})
+    assert info.value.__cause__ is None
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(30)
+def test_unreachable_broker_is_a_retryable_failure_naming_bootstrap_servers(make_kafka_conn, aep_conn_id):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens once closed
+    conn_id = make_kafka_conn(**{"bootstrap.servers": f"127.0.0.1:{port}"})
+    op = _op(kafka_config_id=conn_id, aep_conn_id=aep_conn_id, kafka_timeout_seconds=2)
+    with pytest.raises(AirflowException, match=rf"bootstrap.servers='127.0.0.1:{port}' did not answer within 2s") as info:
+        op.execute(context={})
+    # A broker restart passes: the task's retries should apply, so it is not a fail-fast error.
+    assert not isinstance(info.value, AirflowFailException)
+
+
+@pytest.mark.integration
+def test_refused_aep_credentials_fail_the_task_without_the_secret(
+    kafka_bootstrap, make_topic, kafka_conn_id, make_aep_conn, aep_emulator
+):
+    topic = make_topic(partitions=1)
+    produce(kafka_bootstrap, topic, 1, 5)
+    secret = "wrong-secret-value-31337"
+    conn = make_aep_conn(aep_emulator.url, client_secret=secret)
+    op = _op(topics=topic, kafka_config_id=kafka_conn_id, aep_conn_id=conn)
+    with pytest.raises(AirflowFailException) as info:
+        op.execute(context={})
+    assert secret not in str(info.value) and info.value.__cause__ is None
+    assert aep_emulator.accepted() == []
+
+
+@pytest.mark.integration
+def test_aep_down_past_the_deadline_is_a_retryable_failure(
+    kafka_bootstrap, make_topic, kafka_conn_id, make_aep_conn, aep_emulator
+):
+    topic = make_topic(partitions=1)
+    produce(kafka_bootstrap, topic, 1, 5)
+    aep_emulator.inject(Fault(status=503, count=None, endpoint="batch"))
+    conn = make_aep_conn(aep_emulator.url, retry_deadline_seconds=1)
+    op = _op(topics=topic, kafka_config_id=kafka_conn_id, aep_conn_id=conn)
+    with pytest.raises(AirflowException, match=rf"{topic}\[0\].*503") as info:
+        op.execute(context={})
+    assert not isinstance(info.value, AirflowFailException)
+
+
+@pytest.mark.integration
+def test_rejected_record_fails_the_task_and_the_summary_samples_rejections(
+    kafka_bootstrap, make_topic, kafka_conn_id, aep_conn_id, aep_emulator
+):
+    topic = make_topic(partitions=1)
+    produce_values(kafka_bootstrap, topic, [b"{oops", b'{"no": "header"}', b"\xff"])
+    with pytest.raises(AirflowFailException, match=rf"{topic}\[0\]@0 was rejected .*not valid JSON"):
+        _op(topics=topic, kafka_config_id=kafka_conn_id, aep_conn_id=aep_conn_id).execute(context={})
+    summary = _op(topics=topic, kafka_config_id=kafka_conn_id, aep_conn_id=aep_conn_id, on_reject="skip").execute(
+        context={}
+    )
+    assert summary["rejected_by_reason"] == {"invalid JSON": 1, "AEP 400": 1, "not UTF-8": 1}
+    samples = sorted(summary["rejection_samples"], key=lambda r: r["offset"])
+    assert [(r["topic"], r["partition"], r["offset"], r["status"]) for r in samples] == [
+        (topic, 0, 0, None),
+        (topic, 0, 1, 400),
+        (topic, 0, 2, None),
+    ]
+    assert all(0 < len(r["reason"]) <= 203 for r in samples)
+    assert summary["topic_lag"] == 0 and summary["partitions"][f"{topic}[0]"]["topic_end"] == 3
 
 
 @pytest.mark.integration
