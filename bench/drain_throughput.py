@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -417,24 +417,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def print_table(result: dict[str, Any]) -> None:
+def print_table(result: dict[str, Any], out: TextIO) -> None:
     head = result["conditions"]
-    print(
+    lines = [
         f"# {head['records']:,} records x ~{head['message_bytes']} B over {head['partitions']} partitions; "
         f"emulator {head['emulator']}; load average before {head['loadavg_before']}, after {head['loadavg_after']}"
-    )
+    ]
     cols = ("phase", "batch", "in_flight", "rate_limit", "records_per_s", "mb_per_s", "seconds", "requests")
     rows = [[str(r.get(c, "")) for c in cols] for r in result["runs"]]
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
-    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
-    for row in rows:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in [list(cols), *rows]]
     if result["summary"]:
-        print("# median (min-max) records/s over repetitions")
-        for line in result["summary"]:
-            print(f"{line['config']}: {line['median']:,} ({line['min']:,}-{line['max']:,}) n={line['n']}")
-    for note in result["notes"]:
-        print(f"# note: {note}")
+        lines.append("# median (min-max) records/s over repetitions")
+        lines += [f"{s['config']}: {s['median']:,} ({s['min']:,}-{s['max']:,}) n={s['n']}" for s in result["summary"]]
+    lines += [f"# note: {note}" for note in result["notes"]]
+    print("\n".join(lines), file=out)
 
 
 def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -456,6 +453,10 @@ def main(argv: list[str] | None = None) -> int:
         print("drain_throughput: --records, --partitions and --repeat must be >= 1", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Airflow's imports route logs to stdout: keep stdout for the result alone (``--json > file``).
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     limits = {"on": [True], "off": [False], "both": [True, False]}[args.rate_limit]
     load_before = os.getloadavg()
     runs: list[dict[str, Any]] = []
@@ -514,9 +515,10 @@ def main(argv: list[str] | None = None) -> int:
         "notes": notes,
     }
     if args.json:
-        print(json.dumps(result, indent=1))
+        print(json.dumps(result, indent=1), file=out)
     else:
-        print_table(result)
+        print_table(result, out)
+    out.flush()
     return 0
 
 

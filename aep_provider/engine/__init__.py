@@ -11,23 +11,32 @@ from __future__ import annotations
 
 from aep_provider.engine.config import DrainConfig, OnReject, consumer_config, producer_config
 from aep_provider.engine.drain import DrainEngine, Sender, run_drain
-from aep_provider.engine.errors import DrainError, KafkaSetupError, RecordRejectedError
+from aep_provider.engine.errors import (
+    DeadLetterError,
+    DrainError,
+    KafkaSetupError,
+    KafkaUnavailableError,
+    RecordRejectedError,
+)
 from aep_provider.engine.payload import KafkaRecord, record_id
 from aep_provider.engine.plan import GroupOffsetsPlanner, PartitionPlan, Planner
-from aep_provider.engine.summary import PartitionSummary, RunSummary
+from aep_provider.engine.summary import PartitionSummary, RejectionSample, RunSummary
 
 __all__ = [
+    "DeadLetterError",
     "DrainConfig",
     "DrainEngine",
     "DrainError",
     "GroupOffsetsPlanner",
     "KafkaRecord",
     "KafkaSetupError",
+    "KafkaUnavailableError",
     "OnReject",
     "PartitionPlan",
     "PartitionSummary",
     "Planner",
     "RecordRejectedError",
+    "RejectionSample",
     "RunSummary",
     "Sender",
     "consumer_config",

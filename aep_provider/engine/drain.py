@@ -556,7 +556,9 @@ class DrainEngine:
             for key in keys:
                 self._batcher.drop(key)
                 self._busy.discard(key)
-                self._states.pop(key).summary.handed_over = True
+                st = self._states.pop(key)
+                # At close the consumer revokes everything: only a rebalance hands a partition over.
+                st.summary.handed_over = not self._closing
             if self._cooperative:
                 try:
                     consumer.incremental_unassign(partitions)

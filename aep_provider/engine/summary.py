@@ -8,6 +8,9 @@ from typing import Any
 #: Rejection samples kept per run: enough to see what goes wrong, bounded for the XCom.
 MAX_REJECTION_SAMPLES = 20
 
+#: Partitions listed in the closing log lines (the XCom has them all).
+MAX_PARTITION_LINES = 50
+
 #: Reasons can echo record contents: samples keep only this much of them.
 MAX_REASON_CHARS = 200
 
@@ -161,7 +164,11 @@ class RunSummary:
                 f"Rejected by reason: {counts}; first at {first.topic}[{first.partition}]@{first.offset} "
                 f"(status {first.status}): {first.reason}"
             )
-        for key, p in sorted(self.partitions.items()):
-            if p.topic_end is not None:
-                lines.append(f"{key}: committed={p.committed} topic_end={p.topic_end} topic_lag={p.topic_lag}")
+        known = [(key, p) for key, p in sorted(self.partitions.items()) if p.topic_lag is not None]
+        # Busiest first, bounded: a topic with hundreds of partitions must not flood the log.
+        known.sort(key=lambda kp: -(kp[1].topic_lag or 0))
+        for key, p in known[:MAX_PARTITION_LINES]:
+            lines.append(f"{key}: committed={p.committed} topic_end={p.topic_end} topic_lag={p.topic_lag}")
+        if len(known) > MAX_PARTITION_LINES:
+            lines.append(f"... and {len(known) - MAX_PARTITION_LINES} more partition(s) (see the XCom summary)")
         return lines

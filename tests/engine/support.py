@@ -34,7 +34,9 @@ def message(topic: str, partition: int, seq: int) -> bytes:
 
 def _checked_producer(bootstrap: str, topic: str, **extra: Any) -> tuple[Producer, list[str], Any]:
     """A producer whose delivery failures land in the returned list; it knows the topic's partitions first."""
-    producer = Producer({"bootstrap.servers": bootstrap, **extra})
+    # Idempotence keeps each partition's log in produce order even when a request is retried
+    # (a loaded CI machine times requests out): tests compare arrival order with sequence numbers.
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, **extra})
     # A producer with stale metadata fails records for partitions it does not know yet.
     producer.list_topics(topic, timeout=10)
     errors: list[str] = []

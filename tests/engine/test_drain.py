@@ -19,7 +19,14 @@ from confluent_kafka.admin import AdminClient
 from aep_provider.aep.errors import AEPAuthError
 from aep_provider.aep.results import BatchResult, MessageResult, Outcome
 from aep_provider.emulator import Fault
-from aep_provider.engine import DrainConfig, DrainEngine, DrainError, KafkaSetupError, RecordRejectedError
+from aep_provider.engine import (
+    DrainConfig,
+    DrainEngine,
+    DrainError,
+    KafkaSetupError,
+    KafkaUnavailableError,
+    RecordRejectedError,
+)
 from aep_provider.engine.errors import DeadLetterError
 from aep_provider.engine.dlq import HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON, HEADER_STATUS, HEADER_TOPIC
 from tests.engine.support import (
@@ -539,10 +546,12 @@ def test_stop_request_ends_promptly_and_commits_what_was_acknowledged(kafka_boot
 
 def test_missing_topic_is_one_clear_error(kafka_bootstrap, aep_emulator):
     name = f"no-such-topic-{uuid.uuid4().hex[:8]}"
-    with pytest.raises(KafkaSetupError, match=rf"topic '{name}' cannot be read.*create it"):
+    with pytest.raises(KafkaSetupError, match=rf"topic '{name}' cannot be read.*create it") as info:
         _engine(kafka_conf(kafka_bootstrap), name, inlet_client(aep_emulator)).run()
+    assert not info.value.retryable  # creating the topic takes a person, not a task retry
 
 
+@pytest.mark.timeout(30)  # kafka_timeout_seconds=2 plus margin: a hang fails the test instead of the suite
 def test_unreachable_broker_is_one_clear_error_in_bounded_time(aep_emulator):
     import socket
 
@@ -550,5 +559,7 @@ def test_unreachable_broker_is_one_clear_error_in_bounded_time(aep_emulator):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens once closed
     conf = kafka_conf(f"127.0.0.1:{port}")
-    with pytest.raises(KafkaSetupError, match=rf"bootstrap.servers='127.0.0.1:{port}' did not answer within 2s"):
+    with pytest.raises(KafkaSetupError, match=rf"bootstrap.servers='127.0.0.1:{port}' did not answer within 2s") as info:
         _engine(conf, "events", inlet_client(aep_emulator), kafka_timeout_seconds=2.0).run()
+    assert isinstance(info.value, KafkaUnavailableError) and info.value.retryable
+    assert info.value.__cause__ is None

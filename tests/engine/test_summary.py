@@ -27,6 +27,7 @@ def test_summary_dict_has_totals_and_per_partition_lag():
         "lost_to_retention": 0,
         "lag": 2,
         "topic_end": None,
+        "handed_over": False,
         "topic_lag": None,
     }
     assert data["partitions"]["t[1]"]["lag"] == 0

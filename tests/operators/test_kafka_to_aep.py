@@ -68,6 +68,11 @@ def test_rendered_string_limits_become_numbers():
         op.drain_config()
 
 
+def test_timeouts_reach_the_engine():
+    cfg = _op(assignment_timeout_seconds=7, kafka_timeout_seconds=3, stop_grace_seconds=2).drain_config()
+    assert (cfg.assignment_timeout_seconds, cfg.kafka_timeout_seconds, cfg.stop_grace_seconds) == (7, 3, 2)
+
+
 def test_kafka_secrets_are_masked_and_forced_settings_applied(make_kafka_conn):
     secret = "kafka-sasl-secret-value-42"
     conn_id = make_kafka_conn(**{"sasl.password": secret, "enable.auto.commit": True})
