@@ -34,12 +34,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TextIO
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from aep_provider.aep.inlet import InletClient
 from aep_provider.aep.settings import AEPSettings
 from aep_provider.emulator import (
     DEFAULT_CLIENT_ID,
@@ -50,7 +51,7 @@ from aep_provider.emulator import (
     EmulatorConfig,
 )
 from aep_provider.engine import DrainConfig, DrainError, consumer_config, run_drain
-from scripts.kafka_local import BOOTSTRAP_ENV, KafkaBroker
+from scripts.kafka_local import BOOTSTRAP_ENV, KafkaBroker, KafkaLocalError
 from scripts.sample_events import DEFAULT_DATASET_ID, DEFAULT_SCHEMA_ID, sample_event
 
 ID_PREFIX = "drain-bench-"
@@ -92,13 +93,26 @@ def make_message(index: int, size: int) -> bytes:
 def create_topic(bootstrap: str, partitions: int) -> str:
     topic = f"bench.drain.{uuid.uuid4().hex[:10]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(timeout=30)
+    try:
+        admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(timeout=30)
+    except (KafkaException, TimeoutError) as err:
+        raise BenchError(
+            f"could not create topic {topic} on bootstrap.servers={bootstrap!r} within 30s "
+            f"({str(err) or 'no answer'}); is the broker running there?"
+        ) from None
     deadline = time.monotonic() + 30
     while len(admin.list_topics(topic, timeout=10).topics[topic].partitions) < partitions:
         if time.monotonic() > deadline:
             raise BenchError(f"topic {topic} did not show {partitions} partitions within 30s")
         time.sleep(0.1)
     return topic
+
+
+def delete_topic(bootstrap: str, topic: str) -> None:
+    try:
+        AdminClient({"bootstrap.servers": bootstrap}).delete_topics([topic])[topic].result(timeout=30)
+    except KafkaException as err:
+        print(f"drain_throughput: could not delete topic {topic}: {err}", file=sys.stderr)
 
 
 def produce(bootstrap: str, topic: str, records: int, partitions: int, message_bytes: int) -> dict[str, Any]:
@@ -173,7 +187,6 @@ class Emulator:
     stats: Callable[[], dict[str, Any]]
     accepted: Callable[[], list[dict[str, Any]]]
     reset: Callable[[], None]
-    pid: int = field(default_factory=os.getpid)
 
 
 @contextmanager
@@ -207,7 +220,6 @@ def emulator(mode: str, url: str | None) -> Iterator[Emulator]:
                 stats=remote.stats,
                 accepted=remote.accepted,
                 reset=remote.reset,
-                pid=proc.pid if proc else 0,
             )
         finally:
             remote.close()
@@ -266,7 +278,7 @@ def raw_read(bootstrap: str, topic: str, ends: dict[int, int], batch: int, timeo
     return rates("raw", count, nbytes, seconds, batch=batch)
 
 
-def aep_client(url: str, rate_limit: bool, in_flight: int, deadline: float) -> Any:
+def aep_client(url: str, rate_limit: bool, in_flight: int, deadline: float) -> InletClient:
     """The client the hook would build for a connection to the emulator (same settings path)."""
     values: dict[str, Any] = {
         "inlet_id": DEFAULT_INLET_ID,
@@ -394,7 +406,7 @@ def int_list(text: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench.drain_throughput", description=__doc__.split("\n\n")[1])
+    parser = argparse.ArgumentParser(prog="python -m bench.drain_throughput", description=__doc__.strip().split("\n\n")[0])
     parser.add_argument("--records", type=int, default=100_000, help="messages to produce (default 100000)")
     parser.add_argument("--partitions", type=int, default=6, help="partitions of the topic (default 6)")
     parser.add_argument("--message-bytes", type=int, default=1000, help="encoded size of one message (default 1000)")
@@ -407,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, default=1, help="measure every phase this many times (default 1)")
     parser.add_argument("--bootstrap", default=os.environ.get(BOOTSTRAP_ENV), help=f"use this broker (default ${BOOTSTRAP_ENV}, else start one)")
     parser.add_argument("--emulator", choices=("inprocess", "subprocess"), default="inprocess", help="where the emulator runs")
-    parser.add_argument("--emulator-url", help="use an emulator already running there (aep-emulator)")
+    parser.add_argument("--emulator-url", help="use an emulator already running there; it is reset before each engine run")
     parser.add_argument("--no-raw", dest="raw", action="store_false", help="skip the raw consumer phase")
     parser.add_argument("--airflow", action="store_true", help="also time apache-kafka's ConsumeFromTopicOperator")
     parser.add_argument("--airflow-poll-timeout", type=float, default=3.0, help="its poll_timeout (default 3 s)")
@@ -448,10 +460,10 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.records < 1 or args.partitions < 1 or args.repeat < 1:
-        print("drain_throughput: --records, --partitions and --repeat must be >= 1", file=sys.stderr)
-        return 2
+        parser.error("--records, --partitions and --repeat must be >= 1")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # Airflow's imports route logs to stdout: keep stdout for the result alone (``--json > file``).
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
@@ -461,6 +473,11 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     runs: list[dict[str, Any]] = []
     notes: list[str] = []
+
+    def record(run: dict[str, Any]) -> None:
+        runs.append(run)
+        print(f"drain_throughput: {json.dumps(run)}", file=sys.stderr, flush=True)
+
     try:
         with ExitStack() as stack:
             bootstrap = args.bootstrap
@@ -469,8 +486,10 @@ def main(argv: list[str] | None = None) -> int:
                 bootstrap = broker.bootstrap
             emu = stack.enter_context(emulator(args.emulator, args.emulator_url))
             topic = create_topic(bootstrap, args.partitions)
+            # ~100 MB per run: do not leave it on a shared broker.
+            stack.callback(delete_topic, bootstrap, topic)
             produced = produce(bootstrap, topic, args.records, args.partitions, args.message_bytes)
-            runs.append(produced)
+            record(produced)
             ends = end_offsets(bootstrap, topic, args.partitions)
             if sum(ends.values()) != args.records:
                 raise BenchError(f"topic {topic} holds {sum(ends.values())} records, expected {args.records}")
@@ -479,24 +498,24 @@ def main(argv: list[str] | None = None) -> int:
             raw_read(bootstrap, topic, ends, max(args.batch), args.timeout)
             for _ in range(args.repeat):
                 if args.raw:
-                    runs.append(raw_read(bootstrap, topic, ends, max(args.batch), args.timeout))
+                    record(raw_read(bootstrap, topic, ends, max(args.batch), args.timeout))
                 for batch in args.batch:
                     for in_flight in args.in_flight:
                         for limited in limits:
-                            runs.append(
+                            record(
                                 engine_drain(
                                     emu, bootstrap, topic, ends, batch=batch, in_flight=in_flight,
                                     rate_limit=limited, timeout=args.timeout, check_ids=args.check_ids,
                                 )
                             )  # fmt: skip
                 if args.airflow:
-                    runs.append(airflow_operator(bootstrap, topic, ends, max(args.batch), args.airflow_poll_timeout))
+                    record(airflow_operator(bootstrap, topic, ends, max(args.batch), args.airflow_poll_timeout))
             if args.airflow:
                 notes.append(
                     f"airflow rate is taken at its last record; its execute() then waits one empty "
                     f"poll_timeout ({args.airflow_poll_timeout:g}s) before it returns (wall_seconds)"
                 )
-    except BenchError as err:
+    except (BenchError, KafkaLocalError, KafkaException) as err:
         print(f"drain_throughput: FAILED, no figures reported: {err}", file=sys.stderr)
         return 1
     result = {

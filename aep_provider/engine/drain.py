@@ -494,8 +494,23 @@ class DrainEngine:
             if key not in self._snapshot:  # a partition added after the run started
                 low, high = consumer.get_watermark_offsets(tp, timeout=self.config.kafka_timeout_seconds, cached=False)
                 self._snapshot[key] = Watermarks(low, high)
-        plans = self.planner.plan(consumer, partitions, self._snapshot) if partitions else []
-        assignment = []
+        deferred: list[TopicPartition] = []
+        try:
+            plans = self.planner.plan(consumer, partitions, self._snapshot) if partitions else []
+        except KafkaUnavailableError as err:
+            if self._assigned_at is None:
+                raise  # the first assignment: the broker is not answering, say so
+            # A later rebalance round (another member just left) on a loaded broker can leave the
+            # committed offsets unreadable for a while. This run has been working: hold these
+            # partitions without reading them, and leave them to the next run, untouched.
+            log.warning(
+                "%s; leaving %s to the next run",
+                err,
+                ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions),
+            )
+            plans = []
+            deferred = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+        assignment = list(deferred)
         for plan in plans:
             if plan.lost_to_retention:
                 log.warning(
@@ -522,6 +537,8 @@ class DrainEngine:
             consumer.incremental_assign(assignment)
         else:
             consumer.assign(assignment)
+        if deferred:
+            consumer.pause(deferred)
         log.info(
             "Assigned %s",
             ", ".join(f"{p.topic}[{p.partition}] {p.start}->{p.end}" for p in plans) or "no partitions",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -14,6 +15,9 @@ from aep_provider.engine.errors import KafkaSetupError, KafkaUnavailableError
 log = logging.getLogger(__name__)
 
 TopicPartitionKey = tuple[str, int]
+
+#: Pause between attempts to read the group's committed offsets.
+_COMMITTED_RETRY_PAUSE_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -101,10 +105,20 @@ class GroupOffsetsPlanner:
         self, consumer: Consumer, partitions: list[TopicPartition], snapshot: Mapping[TopicPartitionKey, Watermarks]
     ) -> list[PartitionPlan]:
         query = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
-        try:
-            committed = consumer.committed(query, timeout=self.timeout)
-        except KafkaException as err:
-            raise KafkaUnavailableError(f"could not read the group's committed offsets within {self.timeout}s: {err}") from None
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                committed = consumer.committed(query, timeout=max(deadline - time.monotonic(), 0.1))
+                break
+            except KafkaException as err:
+                # Right after a member left, the coordinator may answer "timed out" long before the
+                # timeout (seen on a loaded 2-core CI machine); ask again while the budget lasts.
+                if deadline - time.monotonic() < _COMMITTED_RETRY_PAUSE_SECONDS * 2:
+                    raise KafkaUnavailableError(
+                        f"could not read the group's committed offsets within {self.timeout:g}s: {err}"
+                    ) from None
+                log.warning("Reading the group's committed offsets failed (%s); trying again", err)
+                time.sleep(_COMMITTED_RETRY_PAUSE_SECONDS)
         plans = []
         for tp in committed:
             if tp.error is not None:

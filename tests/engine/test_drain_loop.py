@@ -9,11 +9,11 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from aep_provider.aep.errors import AEPAuthError, AEPRequestError, AEPUnavailableError
 from aep_provider.aep.results import BatchResult, MessageResult, Outcome
-from aep_provider.engine import DrainConfig, DrainEngine, DrainError, KafkaSetupError
+from aep_provider.engine import DrainConfig, DrainEngine, DrainError, KafkaSetupError, KafkaUnavailableError
 from aep_provider.engine.config import consumer_config
 from aep_provider.engine.payload import Shaped
 
@@ -254,3 +254,51 @@ def test_summary_counts_rejections_by_reason_keeps_bounded_samples_and_reports_t
     assert any(line.startswith("Rejected by reason:") and "invalid JSON=25" in line for line in lines)
     # The 500-character reason AEP gave is cut in the logs as in the samples.
     assert not any("x" * 201 in line for line in lines)
+
+
+class LateRoundConsumer(FakeConsumer):
+    """
+    A cooperative group where this member first gets nothing, then partition 0 in a later round
+    (another member left) while the committed offsets cannot be read; ``paused`` records pauses.
+    """
+
+    def __init__(self, logs, *, first_round_empty: bool):
+        super().__init__(logs)
+        self.first_round_empty = first_round_empty
+        self.rounds = 0
+        self.paused: list[int] = []
+
+    def committed(self, tps, timeout):
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "Failed to get committed offsets"))
+
+    def pause(self, tps):
+        self.paused += [tp.partition for tp in tps]
+
+    def consume(self, num_messages, timeout):
+        if self.rounds < 2:
+            self.rounds += 1
+            empty = self.rounds == 1 and self.first_round_empty
+            self._on_assign(self, [] if empty else [TopicPartition("t", p) for p in self.logs])
+            return []
+        return super().consume(num_messages, timeout) if self.positions else []
+
+    def incremental_assign(self, tps):
+        pass  # the deferred partition is held, never read
+
+
+def test_unreadable_committed_offsets_in_a_later_round_leave_the_partition_to_the_next_run(caplog):
+    consumer = LateRoundConsumer({0: [b"0:0", b"0:1"]}, first_round_empty=True)
+    sender = OrderCheckingSender()
+    engine = _engine(consumer, sender, kafka_timeout_seconds=0.3)
+    engine._group.settled = lambda partitions: True  # the group reports every partition owned
+    with caplog.at_level(logging.WARNING, logger="aep_provider.engine"):
+        summary = engine.run()
+    assert sender.arrived == [] and consumer.commits == [] and summary.delivered == 0
+    assert consumer.paused == [0]
+    assert any("leaving t[0] to the next run" in r.getMessage() for r in caplog.records)
+
+
+def test_unreadable_committed_offsets_on_the_first_assignment_fail_the_run():
+    consumer = LateRoundConsumer({0: [b"0:0"]}, first_round_empty=False)
+    with pytest.raises(KafkaUnavailableError, match="could not read the group's committed offsets"):
+        _engine(consumer, OrderCheckingSender(), kafka_timeout_seconds=0.3).run()

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from aep_provider.engine.errors import KafkaSetupError
-from aep_provider.engine.plan import Watermarks, plan_partition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from aep_provider.engine.errors import KafkaSetupError, KafkaUnavailableError
+from aep_provider.engine.plan import GroupOffsetsPlanner, Watermarks, plan_partition
 
 MARKS = Watermarks(low=100, high=250)
 
@@ -32,3 +34,30 @@ def test_committed_past_snapshot_has_nothing_to_do():
 def test_unknown_reset_is_a_clear_error():
     with pytest.raises(KafkaSetupError, match=r"t\[3\].*auto.offset.reset is 'error'"):
         plan_partition("t", 3, committed=None, marks=MARKS, reset="error")
+
+
+class FlakyCommitted:
+    """committed() answers "timed out" ``failures`` times, then the offset 120."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures, self.calls = failures, 0
+
+    def committed(self, tps, timeout):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "Failed to get committed offsets"))
+        return [TopicPartition(tp.topic, tp.partition, 120) for tp in tps]
+
+
+def test_committed_offsets_are_read_again_after_an_early_timeout():
+    consumer = FlakyCommitted(failures=2)
+    (plan,) = GroupOffsetsPlanner(timeout=5).plan(consumer, [TopicPartition("t", 0)], {("t", 0): MARKS})
+    assert (plan.start, consumer.calls) == (120, 3)
+
+
+@pytest.mark.timeout(10)
+def test_committed_offsets_failing_for_the_whole_budget_is_one_clear_error():
+    consumer = FlakyCommitted(failures=10_000)
+    with pytest.raises(KafkaUnavailableError, match="could not read the group's committed offsets within 1s"):
+        GroupOffsetsPlanner(timeout=1).plan(consumer, [TopicPartition("t", 0)], {("t", 0): MARKS})
+    assert consumer.calls > 1
