@@ -17,9 +17,10 @@ def entry_status(entry: dict[str, Any]) -> int | None | bool:
     ``None`` when it failed with a status that is not a number. AEP documents ``statusCode``
     and the live service sends ``status``, as a number or a string: accept all of them.
     """
-    raw = entry.get("status", entry.get("statusCode"))
-    if raw is None and "status" not in entry and "statusCode" not in entry:
+    if "status" not in entry and "statusCode" not in entry:
         return False
+    # A null in one key must not hide a number in the other.
+    raw = entry.get("status") if entry.get("status") is not None else entry.get("statusCode")
     try:
         status = int(str(raw).strip())
     except (TypeError, ValueError):

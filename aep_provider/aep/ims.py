@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from aep_provider.aep.transport import (
     build_session,
     describe_exception,
     normalize_base_url,
+    read_body,
     redact,
     safe_url,
 )
@@ -34,6 +36,23 @@ RENEWAL_MARGIN_SECONDS = 300.0
 RENEWAL_RETRY_SECONDS = 30.0
 #: Assumed life when IMS omits ``expires_in`` (the inlet's 401 renews it earlier if need be).
 FALLBACK_EXPIRES_IN = 3600.0
+
+
+def token_life(expires_in: object) -> float:
+    """
+    Seconds a new token may be used, from IMS's ``expires_in``.
+
+    A missing, unreadable, zero, negative or infinite value gives :data:`FALLBACK_EXPIRES_IN`:
+    taken literally it would mint a token before every request, and Adobe throttles
+    integrations that do (a too-long guess is cut short by the inlet's 401 and one renewal).
+
+    :param expires_in: the value IMS sent, if any.
+    """
+    try:
+        life = float(expires_in)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return FALLBACK_EXPIRES_IN
+    return life if math.isfinite(life) and life > 0 else FALLBACK_EXPIRES_IN
 
 
 class TokenProvider(Protocol):
@@ -214,7 +233,9 @@ class IMSTokenProvider:
                     headers={"Accept": "application/json"},
                     timeout=timeout,
                     allow_redirects=False,  # the secret must only ever go to the configured IMS
+                    stream=True,
                 )
+                read_body(response, budget.deadline)
             except requests.RequestException as exc:
                 last = describe_exception(exc, [self._client_secret])
             else:
@@ -243,10 +264,7 @@ class IMSTokenProvider:
                 f"{self.token_url} answered 200 without an access_token: check that the IMS URL points at "
                 "Adobe IMS (default https://ims-na1.adobelogin.com)."
             )
-        try:
-            life = float(payload.get("expires_in", FALLBACK_EXPIRES_IN))
-        except (TypeError, ValueError):
-            life = FALLBACK_EXPIRES_IN
+        life = token_life(payload.get("expires_in"))
         margin = min(RENEWAL_MARGIN_SECONDS, 0.1 * life)
         if self._on_token is not None:
             self._on_token(token)

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -20,6 +21,7 @@ from aep_provider.aep.transport import (
     build_session,
     describe_exception,
     normalize_base_url,
+    read_body,
     redact,
     safe_url,
 )
@@ -38,6 +40,24 @@ _ALONE_TOO_BIG = (
 def build_batch_body(messages: Sequence[bytes]) -> bytes:
     """``{"messages":[m1,m2,...]}`` by joining the already-encoded messages (no re-encoding)."""
     return b'{"messages":[' + b",".join(messages) + b"]}"
+
+
+def _check_inlet_id(inlet_id: str | None) -> str:
+    """
+    The inlet id, stripped; refuse what cannot be one path segment.
+
+    :param inlet_id: the configured id.
+    :raises AEPConfigError: empty, or holding a ``/`` (typically the whole inlet URL pasted as the id).
+    """
+    value = str(inlet_id or "").strip()
+    if not value:
+        raise AEPConfigError("No streaming inlet id given: set the connection's 'inlet_id' extra.")
+    if "/" in value:
+        raise AEPConfigError(
+            f"Inlet id {value!r} contains '/': set 'inlet_id' to the id alone (the last part of an inlet URL "
+            "such as https://dcs.adobedc.net/collection/<inlet id>) and the connection's host to the base URL."
+        )
+    return value
 
 
 class _Call:
@@ -92,12 +112,12 @@ class InletClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if not inlet_id or not str(inlet_id).strip():
-            raise AEPConfigError("No streaming inlet id given: set the connection's 'inlet_id' extra.")
-        self.inlet_id = str(inlet_id).strip()
+        self.inlet_id = _check_inlet_id(inlet_id)
         self.base_url = normalize_base_url(inlet_url, what="Inlet URL", default=DEFAULT_INLET_URL)
-        self.batch_url = f"{self.base_url}/collection/batch/{self.inlet_id}"
-        self.single_url = f"{self.base_url}/collection/{self.inlet_id}"
+        # One path segment, percent-encoded: a '?', '#' or space in an id must not become a query or fragment.
+        segment = quote(self.inlet_id, safe="")
+        self.batch_url = f"{self.base_url}/collection/batch/{segment}"
+        self.single_url = f"{self.base_url}/collection/{segment}"
         self.auth: TokenProvider = auth or NoAuth()
         self.client_id = client_id or None
         self.ims_org_id = ims_org_id or None
@@ -286,7 +306,9 @@ class InletClient:
                     headers=self._headers(token),
                     timeout=timeout,
                     allow_redirects=False,
+                    stream=True,
                 )
+                read_body(response, budget.deadline)
             except requests.RequestException as exc:
                 call.last = describe_exception(exc, [token, self._proxy])
                 call.last_status = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from aep_provider.aep.errors import AEPConfigError
 from aep_provider.aep.ims import (
@@ -141,11 +142,11 @@ class AEPSettings:
 
     def secrets(self) -> list[str]:
         """Values that must never be shown (for log maskers)."""
-        from urllib.parse import urlsplit
-
         found = [s for s in (self.client_secret, self.access_token) if s]
-        if self.proxy and urlsplit(self.proxy).password:
-            found.append(urlsplit(self.proxy).password)  # type: ignore[arg-type]
+        proxy_password = urlsplit(self.proxy).password if self.proxy else None
+        if proxy_password:
+            # As written in the URL and as sent (a '@' or ':' in it must be percent-encoded there).
+            found += sorted({proxy_password, unquote(proxy_password)})
         return found
 
     def create_client(self, *, on_token: Callable[[str], None] | None = None) -> InletClient:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from aep_provider.aep.errors import AEPConfigError
+
+if TYPE_CHECKING:
+    from aep_provider.aep.retry import Deadline
 
 #: (connect, read) seconds applied to every request.
 DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 30.0)
@@ -87,3 +92,43 @@ def describe_exception(exc: BaseException, secrets: Iterable[str | None] = ()) -
     """A one-line description of a transport error (class and message), secrets redacted."""
     text = f"{type(exc).__name__}: {exc}"
     return redact(text, secrets)[:500]
+
+
+def read_body(response: requests.Response, deadline: Deadline, *, chunk_size: int = 65536) -> None:
+    """
+    Read a response sent with ``stream=True`` into ``response.content``, but not past ``deadline``.
+
+    The read timeout bounds each socket read, not the whole body: a server or proxy trickling
+    a byte at a time could hold a call far past its deadline. This checks the deadline
+    between reads, so a call ends at most one read timeout after it.
+
+    :param response: a streamed response whose body is not read yet.
+    :param deadline: the calling request's deadline.
+    :raises requests.exceptions.ReadTimeout: the body was still arriving when the deadline passed
+        (the connection is closed, not reused).
+    """
+    chunks: list[bytes] = []
+    raw = response.raw
+    while True:
+        if deadline.expired:
+            response.close()
+            raise requests.exceptions.ReadTimeout(
+                f"the response body was still arriving when the {deadline.seconds:.3g}s deadline passed"
+            )
+        try:
+            chunk = raw.read1(chunk_size, decode_content=True)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            # Reading raw bypasses requests' own wrapping: keep callers' `except RequestException` whole.
+            response.close()
+            if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+                raise requests.exceptions.ReadTimeout(exc) from exc
+            if isinstance(exc, urllib3.exceptions.DecodeError):
+                raise requests.exceptions.ContentDecodingError(exc) from exc
+            raise requests.exceptions.ConnectionError(exc) from exc
+        if not chunk:
+            break
+        chunks.append(chunk)
+    # What requests itself does when it reads a body (iter_content + _content), minus the unbounded wait.
+    response._content = b"".join(chunks)
+    response._content_consumed = True
+    raw.release_conn()

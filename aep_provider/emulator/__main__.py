@@ -9,7 +9,7 @@ import sys
 from dataclasses import replace
 from typing import Sequence
 
-from aep_provider.emulator.config import FAILURE_SHAPES, EmulatorConfig, EmulatorConfigError
+from aep_provider.emulator.config import DEFAULT_CLIENT_SECRET, FAILURE_SHAPES, EmulatorConfig, EmulatorConfigError
 from aep_provider.emulator.server import AEPEmulator
 
 
@@ -41,6 +41,13 @@ def _config(args: argparse.Namespace) -> EmulatorConfig:
     return replace(config, **overrides) if overrides else config
 
 
+def _shown_secret(secret: str) -> str:
+    """The default fake secret is printed so users can copy it; one they chose may be real, so it is not."""
+    if secret == DEFAULT_CLIENT_SECRET:
+        return f"{secret}   (the emulator's own fake credential)"
+    return "(set in the config file; not shown)"
+
+
 def _banner(emulator: AEPEmulator) -> str:
     config = emulator.config
     url = emulator.url
@@ -48,7 +55,7 @@ def _banner(emulator: AEPEmulator) -> str:
         f"AEP emulator listening on {url}",
         f"  IMS token endpoint : POST {url}/ims/token/v3",
         f"  client_id          : {config.client_id}",
-        f"  client_secret      : {config.client_secret}   (the emulator's own fake credential)",
+        f"  client_secret      : {_shown_secret(config.client_secret)}",
         f"  IMS org            : {config.ims_org_id}",
     ]
     if config.required_scopes:

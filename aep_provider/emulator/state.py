@@ -177,19 +177,16 @@ class EmulatorState:
     def admit(self, inlet_id: str, per_second: float | None, sync_validation: bool) -> float | None:
         """``None`` if the request is within the inlet's limits, else seconds to wait (429)."""
         now = time.monotonic()
+        limits: list[tuple[dict[str, _Window], float, float]] = []
+        if per_second is not None:
+            limits.append((self._rate, per_second, 1.0))
+        if sync_validation:
+            limits.append((self._sync, SYNC_VALIDATIONS_PER_MINUTE, 60.0))
         with self._lock:
-            if per_second is not None:
-                window = self._rate.get(inlet_id)
+            for windows, limit, seconds in limits:
+                window = windows.get(inlet_id)
                 if window is None:
-                    window = self._rate[inlet_id] = _Window(per_second, 1.0)
-                wait = window.admit(now)
-                if wait is not None:
-                    self._counters["rate_limited"] += 1
-                    return wait
-            if sync_validation:
-                window = self._sync.get(inlet_id)
-                if window is None:
-                    window = self._sync[inlet_id] = _Window(SYNC_VALIDATIONS_PER_MINUTE, 60.0)
+                    window = windows[inlet_id] = _Window(limit, seconds)
                 wait = window.admit(now)
                 if wait is not None:
                     self._counters["rate_limited"] += 1

@@ -97,6 +97,7 @@ class AEPStreamingHook(BaseHook):
 
     @property
     def ims_org_id(self) -> str | None:
+        """The connection's ``ims_org_id`` extra (for ``header.imsOrgId`` of the messages), or None."""
         return self.settings.ims_org_id
 
     def get_client(self) -> InletClient:
@@ -107,6 +108,7 @@ class AEPStreamingHook(BaseHook):
             return self._client
 
     def get_conn(self) -> InletClient:
+        """Airflow's usual name for :meth:`get_client`."""
         return self.get_client()
 
     def send_batch(self, messages: Sequence[bytes]) -> BatchResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -76,3 +77,48 @@ def test_ims_redirect_is_a_config_error_naming_the_target(redirector):
     with pytest.raises(AEPConfigError, match="HTTP 307 .redirects to http://127.0.0.2:1/elsewhere.: check the IMS URL"):
         client_for(redirector).send_batch([xdm("a")])
     assert len(_Redirector.seen) == 1
+
+
+class _Trickler(BaseHTTPRequestHandler):
+    """Answers at once, then sends its (valid) body a byte at a time: each read is quick, the whole is not."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:  # noqa: N802 -- http.server's naming
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path.startswith("/ims/"):
+            status, body = 200, b'{"access_token": "tok-trickled", "expires_in": 3600}'
+        else:
+            status, body = 207, b'{"responses": [{"xactionId": "b:0"}]}'
+        body += b" " * 40  # ~12 s at the pace below: far past the deadline
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            for byte in body:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.15)
+        except OSError:
+            pass  # the client gave up, as it should
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("auth", ["none", "oauth"])
+def test_a_trickled_answer_cannot_hold_a_call_past_its_deadline(auth):
+    # The read timeout bounds each socket read, not the whole body: the deadline must bound that.
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        client = client_for(url, auth=auth, retry_deadline_seconds=1.5, timeout=(1.0, 5.0))
+        with pytest.raises(AEPUnavailableError, match="still arriving when the 1.5s deadline passed") as info:
+            client.send_batch([xdm("a")])
+        assert (url + ("/ims/token/v3" if auth == "oauth" else "/collection/batch/emulator-inlet")) in str(info.value)
+    finally:
+        server.shutdown()
+        server.server_close()

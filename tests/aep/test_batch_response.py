@@ -63,6 +63,12 @@ def test_unreadable_status_is_rejected_without_a_number():
     assert result.status is None
 
 
+def test_a_null_status_does_not_hide_a_status_code():
+    result = classify_entry({"status": None, "statusCode": 503, "message": "busy"})
+    assert result.outcome is Outcome.RETRYABLE
+    assert result.status == 503
+
+
 def test_non_object_entry_is_rejected():
     assert classify_entry("oops").outcome is Outcome.REJECTED
 

@@ -195,6 +195,23 @@ def test_unknown_inlet_is_a_clear_error(aep_emulator):
     assert info.value.status == 404
 
 
+def test_inlet_id_is_sent_as_one_encoded_path_segment():
+    # Unencoded, '?' would start a query and '#' a fragment: the messages would go to inlet "in let".
+    odd = "in let?x=1#frag"
+    inlets = (InletConfig(inlet_id="in let", authenticated=False), InletConfig(inlet_id=odd, authenticated=False))
+    with AEPEmulator(EmulatorConfig(inlets=inlets)) as emulator:
+        client = client_for(emulator.url, auth="none", inlet_id=odd)
+        assert client.send_batch([xdm("a")]).accepted == 1
+        assert client.send_one(xdm("b")).accepted == 1
+        assert [m["body"]["xdmEntity"]["_id"] for m in emulator.accepted(odd)] == ["a", "b"]
+        assert emulator.accepted("in let") == []
+
+
+def test_a_pasted_inlet_url_as_id_is_one_clear_error():
+    with pytest.raises(AEPConfigError, match="contains '/': set 'inlet_id' to the id alone"):
+        client_for("http://127.0.0.1:9", inlet_id="https://dcs.adobedc.net/collection/abc123")
+
+
 def test_concurrent_batches_share_one_token_and_lose_nothing(aep_emulator):
     client = client_for(aep_emulator.url, pool_size=8)
     errors: list[BaseException] = []

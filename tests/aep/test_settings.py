@@ -83,6 +83,11 @@ def test_repr_hides_secrets():
     assert set(settings.secrets()) == {SECRET, "tok-abcdef", "pw-xyz"}
 
 
+def test_a_percent_encoded_proxy_password_is_masked_as_written_and_as_sent():
+    settings = AEPSettings.from_values({**BASE, "proxy": "http://u:p%40ss-word-9@proxy:3128"})
+    assert set(settings.secrets()) == {SECRET, "p%40ss-word-9", "p@ss-word-9"}
+
+
 def test_url_helpers():
     assert normalize_base_url("https://dcs.adobedc.net/ ", what="x") == "https://dcs.adobedc.net"
     assert normalize_base_url("http://127.0.0.1:8765/base/?q=1", what="x") == "http://127.0.0.1:8765/base"

@@ -92,6 +92,17 @@ def test_cli_never_prints_what_clients_send(start_cli):
         assert leaked not in out and leaked not in err
 
 
+def test_a_secret_from_the_config_file_is_not_printed(start_cli, tmp_path):
+    # A user may point the emulator at the credentials their real connection uses.
+    config = tmp_path / "emulator.json"
+    config.write_text(json.dumps({"client_secret": "my-own-secret-value-77"}))
+    started = start_cli("--config", str(config))
+    text = "\n".join(started.banner)
+    assert "my-own-secret-value-77" not in text
+    assert "client_secret      : (set in the config file; not shown)" in text
+    assert request_token(started.url, client_secret="my-own-secret-value-77").status_code == 200
+
+
 def test_port_in_use_is_one_line_exit_2():
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
