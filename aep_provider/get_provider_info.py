@@ -78,6 +78,16 @@ _AEP_CONN_FIELDS: dict[str, Any] = {
         "description": "Most requests one send may make, the first included.",
         "schema": {"type": ["integer", "null"], "default": 8},
     },
+    "backoff_base_seconds": {
+        "label": "Backoff base (s)",
+        "description": "First backoff ceiling; doubles each retry, with full jitter below it. Retry-After wins.",
+        "schema": {"type": ["number", "null"], "default": 0.5},
+    },
+    "backoff_max_seconds": {
+        "label": "Backoff max (s)",
+        "description": "Longest single backoff between retries.",
+        "schema": {"type": ["number", "null"], "default": 30},
+    },
     "max_requests_per_second": {
         "label": "Max requests/s",
         "description": "Client-side request rate limit (AEP guardrail 1,000/s per org); 0 switches it off.",
@@ -87,6 +97,11 @@ _AEP_CONN_FIELDS: dict[str, Any] = {
         "label": "Max messages/s",
         "description": "Client-side message rate limit (AEP guardrail 10,000/s per org); 0 switches it off.",
         "schema": {"type": ["number", "null"], "default": 10000},
+    },
+    "pool_size": {
+        "label": "Connection pool size",
+        "description": "Pooled HTTP connections: the number of threads sending at once.",
+        "schema": {"type": ["integer", "null"], "default": 10},
     },
 }
 

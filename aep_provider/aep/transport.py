@@ -110,11 +110,6 @@ def read_body(response: requests.Response, deadline: Deadline, *, chunk_size: in
     chunks: list[bytes] = []
     raw = response.raw
     while True:
-        if deadline.expired:
-            response.close()
-            raise requests.exceptions.ReadTimeout(
-                f"the response body was still arriving when the {deadline.seconds:.3g}s deadline passed"
-            )
         try:
             chunk = raw.read1(chunk_size, decode_content=True)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -128,6 +123,12 @@ def read_body(response: requests.Response, deadline: Deadline, *, chunk_size: in
         if not chunk:
             break
         chunks.append(chunk)
+        # A body known to be complete is kept even at the deadline: dropping a full 207 would re-send its messages.
+        if deadline.expired and raw.length_remaining != 0:
+            response.close()
+            raise requests.exceptions.ReadTimeout(
+                f"the response body was still arriving when the {deadline.seconds:.3g}s deadline passed"
+            )
     # What requests itself does when it reads a body (iter_content + _content), minus the unbounded wait.
     response._content = b"".join(chunks)
     response._content_consumed = True

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from aep_provider.aep import AEPConfigError, AEPRequestError, AEPUnavailableError
 from aep_provider.emulator import AEPEmulator, EmulatorConfig, InletConfig
-from tests.aep.support import client_for, closed_port, xdm
+from tests.aep.support import client_for, closed_port, serve_http, xdm
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
 
@@ -55,13 +54,9 @@ class _Redirector(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def redirector():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirector)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
     _Redirector.seen = []
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_http(_Redirector) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_inlet_redirect_is_not_followed(redirector):
@@ -109,16 +104,9 @@ class _Trickler(BaseHTTPRequestHandler):
 @pytest.mark.parametrize("auth", ["none", "oauth"])
 def test_a_trickled_answer_cannot_hold_a_call_past_its_deadline(auth):
     # The read timeout bounds each socket read, not the whole body: the deadline must bound that.
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+    with serve_http(_Trickler) as port:
+        url = f"http://127.0.0.1:{port}"
         client = client_for(url, auth=auth, retry_deadline_seconds=1.5, timeout=(1.0, 5.0))
         with pytest.raises(AEPUnavailableError, match="still arriving when the 1.5s deadline passed") as info:
             client.send_batch([xdm("a")])
-        assert (url + ("/ims/token/v3" if auth == "oauth" else "/collection/batch/emulator-inlet")) in str(info.value)
-    finally:
-        server.shutdown()
-        server.server_close()
+    assert (url + ("/ims/token/v3" if auth == "oauth" else "/collection/batch/emulator-inlet")) in str(info.value)

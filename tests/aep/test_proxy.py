@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import http.client
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 import pytest
 
 from aep_provider.aep import AEPUnavailableError
-from tests.aep.support import accepted_ids, client_for, closed_port, xdm
+from tests.aep.support import accepted_ids, client_for, closed_port, serve_http, xdm
 
 pytestmark = pytest.mark.integration
 
@@ -44,12 +43,9 @@ class _ForwardProxy(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def proxy_port():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _ForwardProxy)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     _ForwardProxy.seen = []
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with serve_http(_ForwardProxy) as port:
+        yield port
 
 
 def test_calls_go_through_the_proxy_with_its_credentials(aep_emulator, proxy_port):

@@ -50,8 +50,8 @@ def test_extras_have_labels_and_the_token_is_a_secret(hook_meta):
     extras = hook_meta["adobe_aep"]["extra_fields"]
     from aep_provider.hooks.aep import CONNECTION_EXTRAS
 
-    # Every form field is an option the hook reads.
-    assert set(extras) <= set(CONNECTION_EXTRAS)
+    # Every form field is an option the hook reads, and every option has a form field.
+    assert set(extras) == set(CONNECTION_EXTRAS)
     assert {"inlet_id", "ims_org_id", "sandbox_name", "auth", "access_token", "ims_url", "scopes"} <= set(extras)
     assert extras["inlet_id"]["schema"]["title"] == "Inlet ID"
     assert extras["access_token"]["schema"]["format"] == "password"
