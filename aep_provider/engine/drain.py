@@ -42,6 +42,13 @@ _COOPERATIVE_EMPTY_GRACE_SECONDS = 2.0
 #: How often an instance without partitions asks the group whether the handover is over.
 _GROUP_CHECK_INTERVAL_SECONDS = 1.0
 
+#: Commit answers meaning "the group is between generations": a commit sent with the old
+#: generation while another member joins or leaves. The offsets stay acknowledged and are
+#: committed again once the rebalance is over (librdkafka does not retry these itself).
+_REBALANCING_COMMIT_ERRORS = frozenset(
+    {KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID}
+)
+
 
 class Sender(Protocol):
     """What the engine needs from the AEP client (:class:`~aep_provider.aep.inlet.InletClient`)."""
@@ -450,10 +457,15 @@ class DrainEngine:
 
     # -- committing ---------------------------------------------------------------------
 
-    def _commit(self, keys: set[TopicPartitionKey] | None = None) -> None:
-        """Synchronously commit each partition's settled prefix that moved; raise on a per-partition error."""
+    def _commit(self, keys: set[TopicPartitionKey] | None = None) -> bool:
+        """
+        Synchronously commit each partition's settled prefix that moved.
+
+        :return: False when the group was rebalancing and refused the commit (try again later).
+        :raises DrainError: on any other error.
+        """
         if not self.planner.commit or self._consumer is None:
-            return
+            return True
         targets = []
         for key, st in self._states.items():
             if keys is not None and key not in keys:
@@ -462,22 +474,58 @@ class DrainEngine:
             if st.last_committed is None or offset > st.last_committed:
                 targets.append((st, TopicPartition(key[0], key[1], offset)))
         if not targets:
-            return
+            return True
+        group = self.consumer_conf.get("group.id")
         try:
             answer = self._consumer.commit(offsets=[tp for _, tp in targets], asynchronous=False)
         except KafkaException as err:
-            raise DrainError(f"committing offsets to group {self.consumer_conf.get('group.id')!r} failed: {err.args[0].str()}") from None
+            if err.args[0].code() in _REBALANCING_COMMIT_ERRORS:
+                log.info("Group %r is rebalancing (%s); committing again once it settles", group, err.args[0].str())
+                return False
+            raise DrainError(f"committing offsets to group {group!r} failed: {err.args[0].str()}") from None
         errors = [tp for tp in answer or [] if tp.error is not None]
         if errors:
             tp = errors[0]
+            if all(e.error.code() in _REBALANCING_COMMIT_ERRORS for e in errors):
+                log.info("Group %r is rebalancing (%s); committing again once it settles", group, tp.error.str())
+                return False
             raise DrainError(f"committing {tp.topic}[{tp.partition}]@{tp.offset} failed: {tp.error.str()}")
         for st, tp in targets:
             st.last_committed = tp.offset
             st.summary.committed = tp.offset
+        return True
+
+    def _final_commit(self) -> None:
+        """Commit what was acknowledged; while the group rebalances, let it finish (bounded) and commit again."""
+        assert self._consumer is not None
+        deadline = time.monotonic() + self.config.kafka_timeout_seconds
+        while not self._commit():
+            if time.monotonic() >= deadline:
+                raise DrainError(
+                    f"group {self.consumer_conf.get('group.id')!r} was still rebalancing after "
+                    f"{self.config.kafka_timeout_seconds:g}s, so the acknowledged offsets were not committed; "
+                    "the next run sends those records again."
+                )
+            # poll() serves the rebalance (the callbacks commit what they hand over); a record it
+            # returns is past what this run acknowledged, and is simply not taken.
+            self._consumer.poll(_POLL_SECONDS)
 
     # -- rebalancing --------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._closing:
+            # close() serves a rebalance still under way, then revokes everything. The group is
+            # terminating: librdkafka answers an offset fetch with "wait for coordinator" until
+            # committed() times out. Take nothing: the next owner or run drains these partitions.
+            log.info(
+                "Closing: not taking %s (the next owner or run drains them)",
+                ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "no partitions",
+            )
+            if self._cooperative:
+                consumer.incremental_assign(partitions)
+            else:
+                consumer.assign(partitions)
+            return
         try:
             self._assign(consumer, partitions)
         except DrainError as err:
@@ -500,9 +548,9 @@ class DrainEngine:
         except KafkaUnavailableError as err:
             if self._assigned_at is None:
                 raise  # the first assignment: the broker is not answering, say so
-            # A later rebalance round (another member just left) on a loaded broker can leave the
-            # committed offsets unreadable for a while. This run has been working: hold these
-            # partitions without reading them, and leave them to the next run, untouched.
+            # A later rebalance round whose offsets cannot be read in time (a coordinator that
+            # stopped answering): this run has been working, so hold these partitions without
+            # reading them and leave them to the next run, untouched.
             log.warning(
                 "%s; leaving %s to the next run",
                 err,
@@ -564,8 +612,8 @@ class DrainEngine:
                     self._dlq.flush(self.config.stop_grace_seconds)
                 if lost:
                     log.warning("Lost %s without a clean revoke; uncommitted records will be read again", sorted(keys))
-                else:
-                    self._commit(keys)
+                elif not self._commit(keys):
+                    log.warning("Could not commit %s before handing them over; their next owner may send some again", sorted(keys))
         except DrainError as err:
             # The next owner re-reads from the last good commit: duplicates, never loss.
             log.warning("While handing over %s: %s", sorted(keys), err)
@@ -603,9 +651,13 @@ class DrainEngine:
         except DrainError as err:
             self._fail(err)
         try:
-            self._commit()
-        except DrainError as err:
-            self._fail(err)
+            self._final_commit()
+        except (DrainError, KafkaException) as err:
+            failure = err if isinstance(err, DrainError) else DrainError(f"committing offsets failed: {err.args[0].str()}")
+            if self._failure is not None:
+                # The run fails for an earlier reason (e.g. a rejected record); say that the commit did not happen either.
+                log.warning("Also failed: %s", failure)
+            self._fail(failure)
         self._read_topic_ends()
         self.summary.seconds = time.monotonic() - started
         self._closing = True

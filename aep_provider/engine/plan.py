@@ -111,8 +111,8 @@ class GroupOffsetsPlanner:
                 committed = consumer.committed(query, timeout=max(deadline - time.monotonic(), 0.1))
                 break
             except KafkaException as err:
-                # Right after a member left, the coordinator may answer "timed out" long before the
-                # timeout (seen on a loaded 2-core CI machine); ask again while the budget lasts.
+                # An error returned before the budget is spent (librdkafka itself keeps asking
+                # while the coordinator is unknown): ask again while the budget lasts.
                 if deadline - time.monotonic() < _COMMITTED_RETRY_PAUSE_SECONDS * 2:
                     raise KafkaUnavailableError(
                         f"could not read the group's committed offsets within {self.timeout:g}s: {err}"

@@ -425,6 +425,42 @@ def test_three_instances_on_one_group_split_partitions_exactly_once(kafka_bootst
     assert committed(kafka_bootstrap, conf["group.id"], topic, 6) == {p: per_partition for p in range(6)}
 
 
+def test_members_joining_and_leaving_mid_run_end_cleanly_and_lose_nothing(
+    kafka_bootstrap, make_topic, aep_emulator, caplog
+):
+    topic = make_topic(partitions=6)
+    per_partition = 1000
+    produce(kafka_bootstrap, topic, 6, per_partition)
+    aep_emulator.inject(Fault(delay_seconds=0.02, count=None, endpoint="batch"))
+    conf = kafka_conf(kafka_bootstrap)
+    summaries, errors = [], []
+
+    def instance(delay: float, limit: int | None) -> None:
+        time.sleep(delay)
+        engine = _engine(conf, topic, inlet_client(aep_emulator), max_batch_records=100, max_in_flight=2, max_records_per_run=limit)
+        try:
+            summaries.append(engine.run())
+        except Exception as err:  # surfaced by the assertion below
+            errors.append(err)
+
+    # Staggered joins, two members leaving early (record limits): rebalance rounds keep coming
+    # while others drain or close. A member that closes while a round still hands it partitions
+    # used to wait out kafka_timeout_seconds reading their offsets, then warn.
+    threads = [threading.Thread(target=instance, args=a) for a in [(0, None), (0.3, 300), (0.6, None), (1.5, 200)]]
+    with caplog.at_level(logging.INFO, logger="aep_provider.engine"):
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors and len(summaries) == 4
+        # Partitions a closing member was handed, and what the limits left, wait for the next run.
+        _engine(conf, topic, inlet_client(aep_emulator), max_batch_records=500).run()
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    got = received(aep_emulator)
+    assert {p: sorted(set(got[p])) for p in range(6)} == {p: list(range(per_partition)) for p in range(6)}
+    assert committed(kafka_bootstrap, conf["group.id"], topic, 6) == {p: per_partition for p in range(6)}
+
+
 def test_records_produced_after_the_snapshot_wait_for_the_next_run(kafka_bootstrap, make_topic, aep_emulator):
     topic = make_topic(partitions=1)
     produce(kafka_bootstrap, topic, 1, 200)

@@ -302,3 +302,87 @@ def test_unreadable_committed_offsets_on_the_first_assignment_fail_the_run():
     consumer = LateRoundConsumer({0: [b"0:0"]}, first_round_empty=False)
     with pytest.raises(KafkaUnavailableError, match="could not read the group's committed offsets"):
         _engine(consumer, OrderCheckingSender(), kafka_timeout_seconds=0.3).run()
+
+
+class ClosingRoundConsumer(FakeConsumer):
+    """
+    Like librdkafka when close() finds a rebalance under way: close() serves the pending
+    assignment of partition 1 (another member left) while the group is terminating, when an
+    offset fetch can only time out.
+    """
+
+    def __init__(self, logs):
+        super().__init__(logs)
+        self.closing = False
+        self.fetched_while_closing = 0
+        self.handed: list[int] = []
+
+    def committed(self, tps, timeout):
+        if self.closing:
+            self.fetched_while_closing += 1
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "Failed to get committed offsets"))
+        return super().committed(tps, timeout)
+
+    def incremental_assign(self, tps):
+        if self.closing:
+            self.handed += [tp.partition for tp in tps]
+        else:
+            super().incremental_assign(tps)
+
+    def close(self):
+        self.closing = True
+        self._on_assign(self, [TopicPartition("t", 1)])
+
+
+def test_an_assignment_served_by_close_is_handed_back_unread(caplog):
+    consumer = ClosingRoundConsumer({0: [b"0:0", b"0:1"]})
+    sender = OrderCheckingSender()
+    with caplog.at_level(logging.WARNING, logger="aep_provider.engine"):
+        summary = _engine(consumer, sender).run()
+    assert sender.arrived == [b"0:0", b"0:1"] and summary.delivered == 2
+    # The late partition is neither planned (no offset fetch), nor read, nor reported as drained.
+    assert consumer.fetched_while_closing == 0 and consumer.handed == [1]
+    assert list(summary.to_dict()["partitions"]) == ["t[0]"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+class RebalancingCommitConsumer(FakeConsumer):
+    """The group is between generations for the first ``refusals`` commits; poll() lets it settle."""
+
+    def __init__(self, logs, refusals: int, per_partition: bool):
+        super().__init__(logs)
+        self.refusals, self.per_partition = refusals, per_partition
+        self.polls = 0
+
+    def commit(self, offsets, asynchronous):
+        if self.refusals > 0:
+            self.refusals -= 1
+            if self.per_partition:
+                return [_with_error(tp, KafkaError.REBALANCE_IN_PROGRESS) for tp in offsets]
+            raise KafkaException(KafkaError(KafkaError.ILLEGAL_GENERATION, "Commit failed: Broker: Specified group generation id is not valid"))
+        return super().commit(offsets, asynchronous)
+
+    def poll(self, timeout):
+        self.polls += 1
+        return None
+
+
+def _with_error(tp: TopicPartition, code: int) -> SimpleNamespace:
+    return SimpleNamespace(topic=tp.topic, partition=tp.partition, offset=tp.offset, error=KafkaError(code))
+
+
+@pytest.mark.parametrize("per_partition", [False, True], ids=["request-refused", "partition-refused"])
+def test_a_commit_refused_during_a_rebalance_is_made_once_the_group_settles(per_partition):
+    consumer = RebalancingCommitConsumer({0: [b"0:0", b"0:1", b"0:2"]}, refusals=3, per_partition=per_partition)
+    # Every commit refused until the run ends: the final one must wait for the rebalance.
+    engine = _engine(consumer, OrderCheckingSender(), commit_interval_seconds=3600)
+    summary = engine.run()
+    assert consumer.commits == [{0: 3}] and summary.partition("t", 0).committed == 3
+    assert consumer.polls >= 2
+
+
+def test_a_group_rebalancing_past_the_timeout_fails_the_run_with_a_clear_error():
+    consumer = RebalancingCommitConsumer({0: [b"0:0"]}, refusals=10**9, per_partition=False)
+    with pytest.raises(DrainError, match=r"group 'g' was still rebalancing after 0.3s.*next run sends those records again"):
+        _engine(consumer, OrderCheckingSender(), kafka_timeout_seconds=0.3).run()
+    assert consumer.commits == []
