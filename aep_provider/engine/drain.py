@@ -117,6 +117,9 @@ class DrainEngine:
         self._batcher = Batcher(self.config.max_batch_records, self.config.max_batch_bytes)
         self._in_flight: dict[Future[BatchResult], tuple[Batch, dict[TopicPartitionKey, _PartitionState]]] = {}
         self._busy: set[TopicPartitionKey] = set()
+        # Partitions this consumer paused. librdkafka keeps an application pause across a revoke
+        # and a later re-assignment, so they must be resumed before they are assigned again.
+        self._paused: set[TopicPartitionKey] = set()
         self._dlq: DeadLetterWriter | None = None
         self._failure: DrainError | None = None
         # A rejected record under on_reject="fail": reading stops, but what was read before it
@@ -333,10 +336,14 @@ class DrainEngine:
         st.ledger.advance(st.plan.end)
         assert self._consumer is not None
         # Stop fetching what lies beyond the snapshot: it belongs to the next run.
+        self._pause(self._consumer, [TopicPartition(*key)])
+
+    def _pause(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         try:
-            self._consumer.pause([TopicPartition(*key)])
+            consumer.pause(partitions)
         except KafkaException:
-            pass
+            return
+        self._paused |= {(tp.topic, tp.partition) for tp in partitions}
 
     # -- rejections ---------------------------------------------------------------------
 
@@ -581,12 +588,18 @@ class DrainEngine:
             if plan.committed is not None and (summary.committed is None or plan.committed > summary.committed):
                 summary.committed = plan.committed
             assignment.append(TopicPartition(plan.topic, plan.partition, plan.start))
+        # Resume before assigning, not after: a pause/resume right after assign() can make
+        # librdkafka drop the assigned start offset (its op version barrier).
+        resume = [TopicPartition(p.topic, p.partition) for p in plans if p.key in self._paused]
+        if resume:
+            consumer.resume(resume)
+            self._paused -= {p.key for p in plans}
         if self._cooperative:
             consumer.incremental_assign(assignment)
         else:
             consumer.assign(assignment)
         if deferred:
-            consumer.pause(deferred)
+            self._pause(consumer, deferred)
         log.info(
             "Assigned %s",
             ", ".join(f"{p.topic}[{p.partition}] {p.start}->{p.end}" for p in plans) or "no partitions",

@@ -386,3 +386,79 @@ def test_a_group_rebalancing_past_the_timeout_fails_the_run_with_a_clear_error()
     with pytest.raises(DrainError, match=r"group 'g' was still rebalancing after 0.3s.*next run sends those records again"):
         _engine(consumer, OrderCheckingSender(), kafka_timeout_seconds=0.3).run()
     assert consumer.commits == []
+
+
+class ReassigningConsumer(FakeConsumer):
+    """
+    Like librdkafka, an application pause outlives a revoke and a later re-assignment, and a
+    paused partition is never fetched. Partition 0 is drained (and so paused), then revoked
+    while its commit is refused (the group is rebalancing), then handed back to this member.
+    """
+
+    def __init__(self, logs):
+        super().__init__(logs)
+        self.paused: set[int] = set()
+        self.steps = 0
+        self.refuse_commits = False
+
+    def subscribe(self, topics, on_assign, on_revoke, on_lost):
+        super().subscribe(topics, on_assign, on_revoke, on_lost)
+        self._on_revoke = on_revoke
+
+    def pause(self, tps):
+        self.paused |= {tp.partition for tp in tps}
+
+    def resume(self, tps):
+        self.paused -= {tp.partition for tp in tps}
+
+    def incremental_assign(self, tps):
+        self.positions.update({tp.partition: tp.offset for tp in tps})
+
+    def incremental_unassign(self, tps):
+        for tp in tps:
+            self.positions.pop(tp.partition, None)
+
+    def commit(self, offsets, asynchronous):
+        if self.refuse_commits:
+            return [_with_error(tp, KafkaError.REBALANCE_IN_PROGRESS) for tp in offsets]
+        return super().commit(offsets, asynchronous)
+
+    def poll(self, timeout):
+        return None
+
+    def consume(self, num_messages, timeout):
+        self.steps += 1
+        if self.steps == 1:
+            self._assigned = True
+            self._on_assign(self, [TopicPartition("t", 0), TopicPartition("t", 1)])
+            return []
+        if self.steps == 2:  # only partition 0 is served: it reaches its end and gets paused
+            saved, self.positions = self.positions, {0: self.positions[0]}
+            out = super().consume(num_messages, timeout)
+            saved[0] = self.positions[0]
+            self.positions = saved
+            return out
+        if self.steps == 3:
+            self.refuse_commits = True
+            self._on_revoke(self, [TopicPartition("t", 0)])
+            self.refuse_commits = False
+            self._on_assign(self, [TopicPartition("t", 0)])
+            return []
+        saved = self.positions
+        self.positions = {p: o for p, o in saved.items() if p not in self.paused}
+        try:
+            return super().consume(num_messages, timeout)
+        finally:
+            saved.update(self.positions)
+            self.positions = saved
+
+
+def test_a_partition_paused_then_handed_back_is_resumed_and_drained():
+    consumer = ReassigningConsumer({0: [b"0:0", b"0:1"], 1: [b"1:0", b"1:1"]})
+    sender = OrderCheckingSender()
+    summary = _engine(consumer, sender, kafka_timeout_seconds=1, stop_grace_seconds=1).run()
+    # Partition 0's handover commit was refused, so it is read again from the start after it
+    # comes back: duplicates, never a stall or a loss.
+    assert sorted(set(sender.arrived)) == [b"0:0", b"0:1", b"1:0", b"1:1"]
+    assert summary.stopped_by == "end"
+    assert summary.partition("t", 0).committed == 2 and summary.partition("t", 1).committed == 2
