@@ -59,6 +59,8 @@ LOG_DIR = "kraft"  # Kafka's log.dirs (data + metadata)
 READY_TOPIC = "_kafka_local.ready"
 
 MAVEN_TIMEOUT = 600
+#: Formatting a KRaft log dir takes a few seconds; a JVM stuck longer than this is reported.
+FORMAT_TIMEOUT = 120.0
 STOP_TIMEOUT = 30.0
 
 Log = Callable[[str], None]
@@ -454,10 +456,16 @@ class KafkaBroker:
         config.write_text(server_properties(self.port, self.controller_port, log_dir, self.extra_properties))
 
         cluster_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
-        fmt = subprocess.run(
-            self._java_cmd(java, self.fetch.lib_dir, ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)]),
-            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+        try:
+            fmt = subprocess.run(
+                self._java_cmd(java, self.fetch.lib_dir, ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)]),
+                capture_output=True, text=True, timeout=FORMAT_TIMEOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise KafkaLocalError(
+                f"formatting the Kafka log dir {log_dir} with {java} did not finish within {FORMAT_TIMEOUT:g}s: "
+                "check that this Java works (`java -version`) and that the machine is not overloaded, then retry"
+            ) from None
         if fmt.returncode != 0:
             raise KafkaLocalError(
                 f"formatting the Kafka log dir {log_dir} failed: {(fmt.stderr or fmt.stdout).strip()[-300:]}"

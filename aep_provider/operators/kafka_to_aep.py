@@ -182,9 +182,20 @@ class KafkaToAEPOperator(BaseOperator):
         try:
             return self._drain()
         except (DrainError, AEPError, ValueError) as err:
+            self._push_failed_summary(context)
             retryable = isinstance(err, AEPUnavailableError) or (isinstance(err, DrainError) and err.retryable)
             # The engine's messages are complete; its internal traceback would only bury them.
             raise (AirflowException if retryable else AirflowFailException)(str(err)) from None
+
+    def _push_failed_summary(self, context: Context) -> None:
+        """A failed run has no return value: keep what it did (moved, rejected and why, lag) as XCom ``summary``."""
+        ti = context.get("ti") if context else None
+        if ti is None or self._engine is None:
+            return
+        try:
+            ti.xcom_push(key="summary", value=self._engine.summary.to_dict())
+        except Exception as push_err:  # the run's own error is what the user must see
+            self.log.warning("Could not push the failed run's summary to XCom: %s", push_err)
 
     def _drain(self) -> dict[str, Any]:
         topics = [self.topics] if isinstance(self.topics, str) else list(self.topics)

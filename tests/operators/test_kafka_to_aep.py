@@ -159,14 +159,30 @@ def test_aep_down_past_the_deadline_is_a_retryable_failure(
     assert not isinstance(info.value, AirflowFailException)
 
 
+class RecordingTaskInstance:
+    """Stands in for the task instance in ``context["ti"]``: records what the operator pushes."""
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed[key] = value
+
+
 @pytest.mark.integration
 def test_rejected_record_fails_the_task_and_the_summary_samples_rejections(
     kafka_bootstrap, make_topic, kafka_conn_id, aep_conn_id, aep_emulator
 ):
     topic = make_topic(partitions=1)
     produce_values(kafka_bootstrap, topic, [b"{oops", b'{"no": "header"}', b"\xff"])
+    ti = RecordingTaskInstance()
     with pytest.raises(AirflowFailException, match=rf"{topic}\[0\]@0 was rejected .*not valid JSON"):
-        _op(topics=topic, kafka_config_id=kafka_conn_id, aep_conn_id=aep_conn_id).execute(context={})
+        _op(topics=topic, kafka_config_id=kafka_conn_id, aep_conn_id=aep_conn_id).execute(context={"ti": ti})
+    # The failed run still tells, as XCom "summary", what it rejected and where it stopped.
+    failed = ti.pushed["summary"]
+    assert failed["stopped_by"] == "failed" and failed["delivered"] == 0
+    assert failed["rejected_by_reason"] == {"invalid JSON": 1}
+    assert [(r["offset"], r["status"]) for r in failed["rejection_samples"]] == [(0, None)]
     summary = _op(topics=topic, kafka_config_id=kafka_conn_id, aep_conn_id=aep_conn_id, on_reject="skip").execute(
         context={}
     )

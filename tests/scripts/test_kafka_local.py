@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import shutil
 import socket
 import subprocess
 import sys
@@ -198,6 +199,25 @@ def test_java_too_old_is_one_clear_line(tmp_path):
 
 # ------------------------------------------------------------------------------------------
 # Start failures and the detached lifecycle
+
+
+@pytest.mark.integration
+def test_a_hung_log_dir_format_is_one_clear_error(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # Answers the version check, then hangs in every other call (the StorageTool format).
+    fake_tool(
+        bin_dir,
+        "java",
+        f'case "$1" in -version) echo \'openjdk version "17.0.15" 2025-04-15\' >&2;; *) exec {shutil.which("sleep")} 60;; esac',
+    )
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setattr(kafka_local, "FORMAT_TIMEOUT", 1.0)
+    with pytest.raises(KafkaLocalError, match=r"formatting the Kafka log dir .* did not finish within 1s"):
+        KafkaBroker(data_dir=tmp_path / "kafka").start()
+
+
 
 
 @pytest.mark.integration
