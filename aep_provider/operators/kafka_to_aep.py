@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook, BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 
 from aep_provider.aep.errors import AEPError, AEPUnavailableError
@@ -181,6 +181,11 @@ class KafkaToAEPOperator(BaseOperator):
         """
         try:
             return self._drain()
+        except AirflowNotFoundException as err:
+            raise AirflowFailException(
+                f"{err}: create it (Admin → Connections, or an AIRFLOW_CONN_<ID> variable); this task uses "
+                f"kafka_config_id={self.kafka_config_id!r} and aep_conn_id={self.aep_conn_id!r}"
+            ) from None
         except (DrainError, AEPError, ValueError) as err:
             self._push_failed_summary(context)
             retryable = isinstance(err, AEPUnavailableError) or (isinstance(err, DrainError) and err.retryable)

@@ -94,6 +94,14 @@ def test_kafka_connection_without_group_id_is_one_clear_error(monkeypatch, kafka
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
+@pytest.mark.parametrize("which", ["kafka_config_id", "aep_conn_id"])
+def test_a_missing_connection_fails_the_task_without_retries_naming_it(which, kafka_conn_id, aep_conn_id):
+    ids = {"kafka_config_id": kafka_conn_id, "aep_conn_id": aep_conn_id, which: "no_such_conn"}
+    with pytest.raises(AirflowFailException, match=rf"no_such_conn.*isn't defined: create it") as info:
+        _op(**ids).execute(context={})
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
 def test_unknown_kafka_setting_is_one_clear_error(kafka_conn_id, aep_conn_id):
     op = _op(kafka_config_id=kafka_conn_id, aep_conn_id=aep_conn_id, kafka_config_overrides={"fetch.max.bytez": 1})
     with pytest.raises(AirflowFailException, match=r"configuration is invalid: .*fetch.max.bytez"):
