@@ -78,6 +78,19 @@ def _stderr(msg: str) -> None:
 # Java and the jar cache
 
 
+def new_cluster_id() -> str:
+    """
+    A KRaft cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    One in 64 such ids starts with "-", which StorageTool's argument parser takes for an option
+    ("argument --cluster-id/-t: expected one argument"); Kafka's own Uuid.randomUuid() skips those too.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def find_java() -> str:
     """Return the ``java`` executable (``$JAVA_HOME/bin/java`` first, then ``PATH``), checking it is 17+."""
     java_home = os.environ.get("JAVA_HOME")
@@ -455,7 +468,7 @@ class KafkaBroker:
         config = self.data_dir / "server.properties"
         config.write_text(server_properties(self.port, self.controller_port, log_dir, self.extra_properties))
 
-        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         try:
             fmt = subprocess.run(
                 self._java_cmd(java, self.fetch.lib_dir, ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)]),

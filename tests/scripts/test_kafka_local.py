@@ -300,6 +300,14 @@ def test_external_broker_env_means_start_and_stop_do_nothing(tmp_path):
     assert not (tmp_path / "kafka").exists()
 
 
+def test_cluster_id_never_starts_with_a_dash(monkeypatch):
+    # 0xF8 makes the first base64 character "-": such an id must be drawn again.
+    draws = iter([b"\xf8" + bytes(15), bytes(15) + b"\x01"])
+    monkeypatch.setattr(kafka_local.os, "urandom", lambda n: next(draws))
+    cluster_id = kafka_local.new_cluster_id()
+    assert cluster_id == "AAAAAAAAAAAAAAAAAAAAAQ" and len(cluster_id) == 22
+
+
 def test_server_properties_are_single_node_safe(tmp_path):
     props = dict(
         line.split("=", 1)
