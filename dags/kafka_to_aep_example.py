@@ -31,7 +31,7 @@ rejected and why, and how far the group is behind the topic.
 
 **Re-send a past interval**
 - *Backfill* (DAG page → Trigger → Backfill, or `airflow backfill create`): each backfill run
-  replays its own 5-minute interval. Tick "reprocess" for intervals that already have runs.
+  replays its own 5-minute interval. Set "Reprocess behaviour" to "All Runs" for intervals that already have runs.
 - *Manual replay* (Trigger with `replay_start` and `replay_end`): one run replays that interval.
 
 A replay sends the records whose Kafka timestamps fall in the interval, reads with `assign()`
