@@ -127,6 +127,18 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["aep_provider.operators.kafka_to_aep"],
             },
         ],
+        "sensors": [
+            {
+                "integration-name": "Adobe Experience Platform",
+                "python-modules": ["aep_provider.sensors.kafka_lag"],
+            },
+        ],
+        "triggers": [
+            {
+                "integration-name": "Adobe Experience Platform",
+                "python-modules": ["aep_provider.triggers.kafka_lag"],
+            },
+        ],
         "connection-types": [
             {
                 "connection-type": "adobe_aep",
