@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseHook, BaseOperator
+from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 
@@ -16,6 +16,8 @@ from aep_provider.engine.drain import DrainEngine
 from aep_provider.engine.errors import DrainError
 from aep_provider.engine.payload import make_shaper
 from aep_provider.hooks.aep import AEPStreamingHook
+from aep_provider.kafka.connection import kafka_connection_config
+from aep_provider.links.aep import AEPDatasetLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -73,7 +75,13 @@ class KafkaToAEPOperator(BaseOperator):
         "max_run_seconds",
         "kafka_config_overrides",
     )
+    template_fields_renderers = {"kafka_config_overrides": "json"}
+    operator_extra_links = (AEPDatasetLink(),)
     ui_color = "#e8f4ff"
+    # Filled in after a run (see _after_run) for the extra link and OpenLineage.
+    aep_target: Any = None
+    _run_summary: dict[str, Any] | None = None
+    _run_bootstrap: str = ""
 
     def __init__(
         self,
@@ -162,8 +170,7 @@ class KafkaToAEPOperator(BaseOperator):
 
     def kafka_consumer_config(self) -> dict[str, Any]:
         """The consumer settings: connection extra, then overrides, then the engine's forced settings."""
-        conn = BaseHook.get_connection(self.kafka_config_id)
-        extra = dict(conn.extra_dejson)
+        extra = kafka_connection_config(self.kafka_config_id)
         for settings in (extra, self.kafka_config_overrides):
             for key, value in settings.items():
                 if any(part in key for part in _SECRET_KAFKA_KEY_PARTS) and value:
@@ -191,6 +198,43 @@ class KafkaToAEPOperator(BaseOperator):
             retryable = isinstance(err, AEPUnavailableError) or (isinstance(err, DrainError) and err.retryable)
             # The engine's messages are complete; its internal traceback would only bury them.
             raise (AirflowException if retryable else AirflowFailException)(str(err)) from None
+        finally:
+            self._after_run(context)
+
+    def _after_run(self, context: Context) -> None:
+        """Metrics, hook lineage, asset events and the AEP link of the run that just ended; never fails the task."""
+        engine = self._engine
+        if engine is None:  # failed before draining (no connection, bad settings): nothing to report
+            return
+        from aep_provider.operators.observability import report_run
+
+        try:
+            self._run_summary = engine.summary.to_dict()
+            self._run_bootstrap = str(engine.consumer_conf.get("bootstrap.servers", ""))
+            self.aep_target = report_run(
+                self,
+                context,
+                self._run_summary,
+                topics=engine.topics,
+                bootstrap_servers=self._run_bootstrap,
+                aep_conn_id=self.aep_conn_id,
+                inlet_id=self.inlet_id,
+                dataset_id=self.dataset_id,
+            )
+        except Exception:  # monitoring must never turn a delivered run into a failed task
+            self.log.warning("Could not report this run's metrics/lineage", exc_info=True)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """
+        OpenLineage facets of the run (called by the OpenLineage provider, when installed).
+
+        Inputs ``kafka://{host}:{port}`` / topic, output ``aep://{org}/{sandbox}`` /
+        ``datasets/{dataset_id}`` (or ``inlets/{inlet_id}``), run facet ``aepDrain`` with the counts.
+        """
+        from aep_provider.operators.lineage import openlineage_facets
+
+        topics = [self.topics] if isinstance(self.topics, str) else list(self.topics)
+        return openlineage_facets(self._run_summary, self._run_bootstrap, topics, self.aep_target)
 
     def _push_failed_summary(self, context: Context) -> None:
         """A failed run has no return value: keep what it did (moved, rejected and why, lag) as XCom ``summary``."""
