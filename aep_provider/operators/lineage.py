@@ -159,7 +159,11 @@ def openlineage_facets(
     ``outputStatistics`` facet (rows = records delivered, size = bytes sent). Run facet
     ``aepDrain``: the run's counters.
     """
-    from airflow.providers.common.compat.openlineage.facet import Dataset, OutputStatisticsOutputDatasetFacet
+    from airflow.providers.common.compat.openlineage.facet import (
+        Dataset,
+        OutputDataset,
+        OutputStatisticsOutputDatasetFacet,
+    )
     from airflow.providers.openlineage.extractors import OperatorLineage
 
     inputs = [Dataset(namespace=kafka_namespace(bootstrap_servers), name=topic) for topic in topics]
@@ -171,7 +175,7 @@ def openlineage_facets(
             output_facets["outputStatistics"] = OutputStatisticsOutputDatasetFacet(
                 rowCount=int(summary.get("delivered") or 0), size=int(summary.get("bytes") or 0)
             )
-        outputs.append(Dataset(namespace=target.namespace, name=target.name, outputFacets=output_facets))
+        outputs.append(OutputDataset(namespace=target.namespace, name=target.name, outputFacets=output_facets))
     if summary is not None:
         c = counts(summary)
         run_facets["aepDrain"] = _run_facet_class()(

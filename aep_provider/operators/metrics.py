@@ -71,7 +71,7 @@ def emit_run_metrics(summary: Mapping[str, Any], *, dag_id: str, task_id: str, t
     for topic, row in sorted(per_topic.items()):
         tags = {"dag_id": dag_id, "task_id": task_id, "topic": topic}
         Stats.incr(RECORDS_READ, count=int(row["records"] or 0), tags=tags)
-        Stats.gauge(LAG, float(row["lag"] or 0), tags=tags)
+        Stats.gauge(LAG, int(row["lag"] or 0), tags=tags)
         if row["topic_lag"] is not None:
-            Stats.gauge(TOPIC_LAG, float(row["topic_lag"]), tags=tags)
+            Stats.gauge(TOPIC_LAG, int(row["topic_lag"]), tags=tags)
 
