@@ -6,15 +6,16 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
+from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 
-from aep_provider.aep.errors import AEPError, AEPUnavailableError
+from aep_provider.aep.errors import AEPError
 from aep_provider.aep.results import MAX_REQUEST_BYTES
 from aep_provider.engine.config import DrainConfig, consumer_config, validate_limits, validate_on_reject
 from aep_provider.engine.drain import DrainEngine
 from aep_provider.engine.errors import DrainError
 from aep_provider.engine.payload import make_shaper
+from aep_provider.exceptions import AEPConfigurationError, task_error
 from aep_provider.hooks.aep import AEPStreamingHook
 from aep_provider.kafka.connection import kafka_connection_config
 from aep_provider.links.aep import AEPDatasetLink
@@ -189,15 +190,16 @@ class KafkaToAEPOperator(BaseOperator):
         try:
             return self._drain()
         except AirflowNotFoundException as err:
-            raise AirflowFailException(
+            raise AEPConfigurationError(
                 f"{err}: create it (Admin → Connections, or an AIRFLOW_CONN_<ID> variable); this task uses "
                 f"kafka_config_id={self.kafka_config_id!r} and aep_conn_id={self.aep_conn_id!r}"
             ) from None
         except (DrainError, AEPError, ValueError) as err:
             self._push_failed_summary(context)
-            retryable = isinstance(err, AEPUnavailableError) or (isinstance(err, DrainError) and err.retryable)
             # The engine's messages are complete; its internal traceback would only bury them.
-            raise (AirflowException if retryable else AirflowFailException)(str(err)) from None
+            # Provider types (aep_provider.exceptions): retryable ones subclass AirflowException,
+            # the rest AirflowFailException, so retry policies can match them by class.
+            raise task_error(err) from None
         finally:
             self._after_run(context)
 

@@ -224,3 +224,37 @@ def test_dag_test_run_emits_metrics_asset_event_and_link(
 
     link = ti.xcom_pull(task_ids="drain", key=AEPDatasetLink().xcom_key)
     assert link.endswith("/sname:prod/platform/dataset/browse/ds-events")
+
+
+# -- provider exception types ------------------------------------------------------------
+
+
+def test_task_errors_are_provider_types_split_by_retryability():
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    from aep_provider import exceptions as exc
+    from aep_provider.aep.errors import AEPAuthError, AEPUnavailableError
+    from aep_provider.engine.errors import DrainError, KafkaSetupError, KafkaUnavailableError, RecordRejectedError
+
+    cases = [
+        (AEPUnavailableError("down"), exc.AEPUnavailableTaskError),
+        (KafkaUnavailableError("slow"), exc.KafkaUnavailableTaskError),
+        (DrainError("dlq write failed"), exc.AEPProviderError),
+        (RecordRejectedError("bad", topic="t", partition=0, offset=1), exc.RecordRejectedTaskError),
+        (KafkaSetupError("no topic"), exc.AEPConfigurationError),
+        (AEPAuthError("401"), exc.AEPConfigurationError),
+        (ValueError("bad limit"), exc.AEPConfigurationError),
+    ]
+    for err, kind in cases:
+        mapped = exc.task_error(err)
+        assert type(mapped) is kind and str(mapped) == str(err)
+        retryable = getattr(err, "retryable", isinstance(err, AEPUnavailableError))
+        assert isinstance(mapped, AirflowFailException) is (not retryable), err
+        assert isinstance(mapped, AirflowException)
+
+
+def test_operator_raises_provider_types(aep_conn_id):
+    from aep_provider.exceptions import AEPConfigurationError
+
+    with pytest.raises(AEPConfigurationError, match="no_such_conn"):
+        KafkaToAEPOperator(task_id="t", topics="x", kafka_config_id="no_such_conn", aep_conn_id=aep_conn_id).execute({})
