@@ -3,9 +3,13 @@ Example: every 5 minutes, drain Kafka topic ``aep.events`` into AEP; rejected re
 
 Connections: ``kafka_default`` (type ``kafka``; extra = confluent-kafka config with
 ``bootstrap.servers`` and ``group.id``) and ``aep_default`` (type ``adobe_aep``).
-Each run drains to the end offsets snapshotted at its start, stops by itself before the next
-interval begins (``max_run_seconds``), and commits only what AEP acknowledged. The topic names
-are DAG params, so a manual run can target another topic pair.
+
+- Scheduled, manual and cleared/re-run runs *drain*: they send what the consumer group has not
+  committed yet, up to the end offsets snapshotted at the run's start, and commit only what AEP
+  acknowledged. Each stops by itself before the next interval begins (``max_run_seconds``).
+- Backfill runs *replay*: they send the records stamped inside their data interval again,
+  without joining the consumer group or committing. A manual run whose params set
+  ``replay_start`` and ``replay_end`` replays that interval the same way.
 """
 
 from __future__ import annotations
@@ -17,18 +21,58 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param
 
 from aep_provider.operators.kafka_to_aep import KafkaToAEPOperator
 
+DOC = """
+### Kafka → Adobe Experience Platform
+
+Every 5 minutes this DAG drains Kafka topic `aep.events` into an AEP streaming inlet
+(connection `aep_default`). Rejected records go to `aep.events.dlq` with the reason in their headers.
+The task's XCom `return_value` (or `summary` for a failed run) says what moved, what was
+rejected and why, and how far the group is behind the topic.
+
+**Re-send a past interval**
+- *Backfill* (DAG page → Trigger → Backfill, or `airflow backfill create`): each backfill run
+  replays its own 5-minute interval. Tick "reprocess" for intervals that already have runs.
+- *Manual replay* (Trigger with `replay_start` and `replay_end`): one run replays that interval.
+
+A replay sends the records whose Kafka timestamps fall in the interval, reads with `assign()`
+(it never joins the consumer group) and commits nothing. By default (`replay_scope=handed_over`)
+it re-sends only what the live drain already delivered and counts the rest as
+`left_to_live_drain`; `replay_scope=all` sends every record of the interval.
+Re-sent records keep their XDM `_id`, so AEP Profile deduplicates them (the data lake does not).
+"""
+
 with DAG(
     dag_id="kafka_to_aep_example",
     description="Drain Kafka topic aep.events into Adobe Experience Platform every 5 minutes",
-    # Real data intervals (start < end), which replays/backfills of an interval rely on.
+    # Real data intervals (start < end): a backfill run replays exactly its interval. A plain
+    # cron string would mean CronTriggerTimetable (zero-length intervals) in Airflow 3.
     schedule=CronDataIntervalTimetable("*/5 * * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
-    # One drain at a time per group; a manual trigger would wait instead of overlapping.
+    # One drain at a time per group. Backfill runs are replays: they neither join the group nor
+    # commit, so they may run in parallel with it (their limit is the backfill's max_active_runs).
     max_active_runs=1,
+    doc_md=DOC,
     params={
         "topic": Param("aep.events", type="string", description="Kafka topic to drain"),
         "dlq_topic": Param("aep.events.dlq", type="string", description="Dead-letter topic for rejected records"),
+        "replay_start": Param(
+            None,
+            type=["null", "string"],
+            format="date-time",
+            description="Manual replay: start of the interval to send again (leave empty to drain)",
+        ),
+        "replay_end": Param(
+            None,
+            type=["null", "string"],
+            format="date-time",
+            description="Manual replay: end of the interval (exclusive)",
+        ),
+        "replay_scope": Param(
+            "handed_over",
+            enum=["handed_over", "all"],
+            description="Replays: handed_over re-sends only what the live drain delivered; all sends the whole interval",
+        ),
     },
     tags=["kafka", "aep", "example"],
 ) as dag:
@@ -42,7 +86,7 @@ with DAG(
         max_in_flight=4,
         # Leave a minute of the 5-minute interval for settling, committing and the next run's start.
         max_run_seconds=240,
-        # A run stops itself at max_run_seconds; the timeout is only a safety net (it calls on_kill).
+        # A run stops itself at max_run_seconds; the timeout is only a safety net.
         execution_timeout=timedelta(minutes=4, seconds=45),
         retries=2,
         retry_delay=timedelta(seconds=30),

@@ -137,6 +137,7 @@ class DevStack:
     :param kafka_bootstrap: an existing Kafka (default ``$KAFKA_BOOTSTRAP_SERVERS``).
     :param env: environment to read ``AEP_*`` from and to pass on (default ``os.environ``).
     :param timeout: seconds each component may take to become ready.
+    :param dags_folder: Airflow's DAGs folder (default: the repository's ``dags/``).
     """
 
     state_dir: Path = DEFAULT_STATE_DIR
@@ -147,6 +148,7 @@ class DevStack:
     kafka_bootstrap: str | None = None
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     timeout: float = 180.0
+    dags_folder: Path = DAGS_FOLDER
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir).resolve()
@@ -192,7 +194,7 @@ class DevStack:
         env = {k: v for k, v in self.env.items() if k not in SHADOWING_ENV}
         env.update(
             AIRFLOW_HOME=str(self.airflow_home),
-            AIRFLOW__CORE__DAGS_FOLDER=str(DAGS_FOLDER),
+            AIRFLOW__CORE__DAGS_FOLDER=str(self.dags_folder),
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
             AIRFLOW__API__HOST="127.0.0.1",
             AIRFLOW__API__PORT=str(self.api_port),
@@ -342,18 +344,18 @@ class DevStack:
         while self.admin_password() is None and time.monotonic() < deadline:
             time.sleep(0.5)
 
-    def unpause_dag(self) -> None:
-        """Wait until the example DAG is parsed, then unpause it."""
+    def unpause_dag(self, dag_id: str = DAG_ID) -> None:
+        """Wait until the DAG is parsed, then unpause it."""
         session = self.api_session()
         deadline = time.monotonic() + self.timeout
         while True:
             with contextlib.suppress(requests.RequestException):  # a busy API server may answer slowly
-                if session.patch(f"{self.api_url}/api/v2/dags/{DAG_ID}", json={"is_paused": False}, timeout=30).ok:
+                if session.patch(f"{self.api_url}/api/v2/dags/{dag_id}", json={"is_paused": False}, timeout=30).ok:
                     return
             if time.monotonic() > deadline:
                 raise DevStackError(
-                    f"DAG {DAG_ID} could not be unpaused within {self.timeout:g}s (not parsed?); "
-                    f"check {DAGS_FOLDER} and {self.logs_dir / 'airflow.log'}"
+                    f"DAG {dag_id} could not be unpaused within {self.timeout:g}s (not parsed?); "
+                    f"check {self.dags_folder} and {self.logs_dir / 'airflow.log'}"
                 )
             time.sleep(1)
 

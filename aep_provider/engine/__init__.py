@@ -2,7 +2,9 @@
 
 One run drains each assigned partition from its start offset to the end offset snapshotted
 when the run began, sends records to AEP in bounded batches and commits only the contiguous
-prefix that AEP acknowledged (or that a dead-letter topic holds).
+prefix that AEP acknowledged (or that a dead-letter topic holds). A replay
+(:mod:`~aep_provider.engine.replay`) sends a past time interval again without joining the
+group or committing.
 The operator (:mod:`aep_provider.operators.kafka_to_aep`) is a thin Airflow adapter over
 :func:`~aep_provider.engine.drain.run_drain`.
 """
@@ -17,9 +19,11 @@ from aep_provider.engine.errors import (
     KafkaSetupError,
     KafkaUnavailableError,
     RecordRejectedError,
+    ReplayError,
 )
 from aep_provider.engine.payload import KafkaRecord, record_id
 from aep_provider.engine.plan import GroupOffsetsPlanner, PartitionPlan, Planner
+from aep_provider.engine.replay import ReplayPlanner, ReplayScope, ReplayWindow
 from aep_provider.engine.summary import PartitionSummary, RejectionSample, RunSummary
 
 __all__ = [
@@ -37,6 +41,10 @@ __all__ = [
     "Planner",
     "RecordRejectedError",
     "RejectionSample",
+    "ReplayError",
+    "ReplayPlanner",
+    "ReplayScope",
+    "ReplayWindow",
     "RunSummary",
     "Sender",
     "consumer_config",

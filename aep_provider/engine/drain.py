@@ -17,7 +17,7 @@ from aep_provider.aep.results import BatchResult, Outcome
 from aep_provider.engine.batching import Batch, Batcher
 from aep_provider.engine.config import DrainConfig, OnReject, producer_config
 from aep_provider.engine.dlq import DeadLetterWriter
-from aep_provider.engine.errors import DrainError, KafkaSetupError, KafkaUnavailableError, RecordRejectedError
+from aep_provider.engine.errors import DrainError, KafkaSetupError, KafkaUnavailableError, RecordRejectedError, ReplayError
 from aep_provider.engine.group import GroupWatcher
 from aep_provider.engine.ledger import PartitionLedger
 from aep_provider.engine.payload import KafkaRecord, PassthroughShaper, PayloadShaper
@@ -78,7 +78,8 @@ class DrainEngine:
     :param sender: the AEP client; ``send_batch`` is called from up to ``max_in_flight`` threads.
     :param config: limits and policies.
     :param shaper: turns records into AEP messages (default: passthrough).
-    :param planner: decides each partition's range and whether to commit (default: the group's offsets).
+    :param planner: decides each partition's range, whether to commit and whether to join the group
+        (default: the group's offsets; :class:`~aep_provider.engine.replay.ReplayPlanner` for a replay).
     :param consumer_factory: builds the consumer from ``consumer_conf`` (tests may wrap it).
     """
 
@@ -107,9 +108,13 @@ class DrainEngine:
         self._consumer_factory = consumer_factory
         self._bootstrap = str(self.consumer_conf.get("bootstrap.servers", "?"))
         strategy = str(self.consumer_conf.get("partition.assignment.strategy", ""))
-        self._cooperative = "cooperative" in strategy or self.consumer_conf.get("group.protocol") == "consumer"
+        # A planner that does not join the group (a replay) reads with a plain assign().
+        self._joins_group = self.planner.joins_group
+        self._cooperative = self._joins_group and (
+            "cooperative" in strategy or self.consumer_conf.get("group.protocol") == "consumer"
+        )
         self._stop = threading.Event()
-        self.summary = RunSummary()
+        self.summary = RunSummary(mode=self.planner.mode, interval=self.planner.describe())
         # Run state, reset by run().
         self._consumer: Consumer | None = None
         self._snapshot: dict[TopicPartitionKey, Watermarks] = {}
@@ -163,9 +168,12 @@ class DrainEngine:
                 len(self._snapshot),
                 sum(m.high - m.low for m in self._snapshot.values()),
             )
-            self._consumer.subscribe(
-                self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
-            )
+            if self._joins_group:
+                self._consumer.subscribe(
+                    self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+                )
+            else:
+                self._on_assign(self._consumer, [TopicPartition(t, p) for t, p in sorted(self._snapshot)])
             self._loop(pool, started)
         except DrainError as err:
             self._failure = self._failure or err
@@ -178,6 +186,14 @@ class DrainEngine:
                 self._failure = self._rejected
             self._finish(started)
             pool.shutdown(wait=False, cancel_futures=True)
+        if self._failure is None and not self.planner.commit and self.summary.stopped_by != "end":
+            # A green replay must mean "the interval was replayed": one cut short says so by failing.
+            self._failure = ReplayError(
+                f"The replay of {self.summary.interval_text()} stopped ({self.summary.stopped_by}) before the end "
+                f"of the interval: {self.summary.delivered} record(s) were sent, the rest of the interval was not. "
+                "Raise max_records_per_run / max_run_seconds, or replay a shorter interval (re-sent records keep "
+                "their XDM _id)."
+            )
         if self._failure is not None:
             self.summary.stopped_by = "failed"
         log.info(self.summary.closing_line())
@@ -304,6 +320,10 @@ class DrainEngine:
             self._mark_complete(key, st)
             return
         st.ledger.seen(offset)
+        if st.plan.window is not None and not self._replay_sends(st, offset, msg):
+            st.ledger.settle(offset)
+            self._check_complete(key, st)
+            return
         st.summary.records += 1
         self._taken += 1
         record = KafkaRecord(
@@ -326,6 +346,20 @@ class DrainEngine:
         else:
             self._reject(st, record, None, shaped.reject_reason or "rejected")
         self._check_complete(key, st)
+
+    def _replay_sends(self, st: _PartitionState, offset: int, msg: Message) -> bool:
+        """A replay sends a record only when its timestamp is in the interval and the live drain handed it over."""
+        assert st.plan.window is not None
+        start_ms, end_ms = st.plan.window
+        if not start_ms <= msg.timestamp()[1] < end_ms:
+            st.summary.filtered_by_timestamp += 1
+            self.summary.filtered_by_timestamp += 1
+            return False
+        if st.plan.send_until is not None and offset >= st.plan.send_until:
+            st.summary.left_to_live_drain += 1
+            self.summary.left_to_live_drain += 1
+            return False
+        return True
 
     def _check_complete(self, key: TopicPartitionKey, st: _PartitionState) -> None:
         if st.ledger.position >= st.plan.end:
@@ -577,9 +611,14 @@ class DrainEngine:
                     plan.committed,
                     plan.start,
                 )
+            if plan.retention_note:
+                log.warning("%s[%d]: %s", plan.topic, plan.partition, plan.retention_note)
             summary = self.summary.add_partition(
-                PartitionSummary(plan.topic, plan.partition, plan.start, plan.end, lost_to_retention=plan.lost_to_retention)
-            )
+                PartitionSummary(
+                    plan.topic, plan.partition, plan.start, plan.end, lost_to_retention=plan.lost_to_retention,
+                    replayed=plan.window is not None, send_until=plan.send_until, retention_note=plan.retention_note,
+                )
+            )  # fmt: skip
             summary.end = plan.end
             summary.handed_over = False  # handed back to this instance by a later rebalance
             self._states[plan.key] = _PartitionState(

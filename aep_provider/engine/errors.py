@@ -45,3 +45,9 @@ class RecordRejectedError(DrainError):
 
 class DeadLetterError(DrainError):
     """Writing a rejected record to the dead-letter topic failed; nothing past it was committed."""
+
+
+class ReplayError(DrainError):
+    """A replay cannot do what its interval asks (bad interval, records gone to retention, cut short by a limit)."""
+
+    retryable = False

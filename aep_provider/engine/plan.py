@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaException, TopicPartition
 
@@ -34,6 +34,11 @@ class PartitionPlan:
     The range one run drains from a partition: ``[start, end)``.
 
     :param lost_to_retention: records deleted by retention between the committed offset and the log start.
+    :param window: replays only: ``(start_ms, end_ms)``; records whose timestamp falls outside are
+        read but not sent (timestamps are not monotonic, so the offset range is only a bound).
+    :param send_until: replays only: records at or past this offset are counted, not sent (the
+        live drain has not handed them over yet).
+    :param retention_note: replays only: why records of the window may be missing from this partition.
     """
 
     topic: str
@@ -42,6 +47,9 @@ class PartitionPlan:
     end: int
     committed: int | None = None
     lost_to_retention: int = 0
+    window: tuple[int, int] | None = None
+    send_until: int | None = None
+    retention_note: str | None = None
 
     @property
     def key(self) -> TopicPartitionKey:
@@ -78,13 +86,57 @@ def plan_partition(
 
 
 class Planner(Protocol):
-    """Decides each partition's range, and whether the run commits to the group (a replay does not)."""
+    """
+    Decides each partition's range, whether the run commits to the group and whether it joins it.
+
+    A planner that does not join the group is given every partition of the topics at once and
+    the engine reads them with ``assign()`` (a replay); one that joins is given what the group
+    assigns, round by round.
+    """
 
     commit: bool
+    joins_group: bool
+    #: ``"drain"`` or ``"replay"``: what the run summary calls the run.
+    mode: str
+
+    def describe(self) -> dict[str, Any] | None:
+        """What the summary shows of the plan's inputs (a replay's interval); None for a drain."""
+        ...
 
     def plan(
         self, consumer: Consumer, partitions: list[TopicPartition], snapshot: Mapping[TopicPartitionKey, Watermarks]
     ) -> list[PartitionPlan]: ...
+
+
+def committed_offsets(
+    consumer: Consumer, partitions: list[TopicPartition], *, timeout: float
+) -> dict[TopicPartitionKey, int | None]:
+    """
+    The group's committed offset of each partition (None where it has none), read within ``timeout``.
+
+    Reading committed offsets only asks the group coordinator: the consumer does not join the group.
+    """
+    query = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            answer = consumer.committed(query, timeout=max(deadline - time.monotonic(), 0.1))
+            break
+        except KafkaException as err:
+            # An error returned before the budget is spent (librdkafka itself keeps asking
+            # while the coordinator is unknown): ask again while the budget lasts.
+            if deadline - time.monotonic() < _COMMITTED_RETRY_PAUSE_SECONDS * 2:
+                raise KafkaUnavailableError(
+                    f"could not read the group's committed offsets within {timeout:g}s: {err}"
+                ) from None
+            log.warning("Reading the group's committed offsets failed (%s); trying again", err)
+            time.sleep(_COMMITTED_RETRY_PAUSE_SECONDS)
+    offsets: dict[TopicPartitionKey, int | None] = {}
+    for tp in answer:
+        if tp.error is not None:
+            raise KafkaUnavailableError(f"could not read the committed offset of {tp.topic}[{tp.partition}]: {tp.error}")
+        offsets[(tp.topic, tp.partition)] = None if tp.offset == OFFSET_INVALID or tp.offset < 0 else tp.offset
+    return offsets
 
 
 class GroupOffsetsPlanner:
@@ -96,38 +148,24 @@ class GroupOffsetsPlanner:
     """
 
     commit = True
+    joins_group = True
+    mode = "drain"
 
     def __init__(self, reset: str = "earliest", timeout: float = 30.0) -> None:
         self.reset = reset
         self.timeout = timeout
 
+    def describe(self) -> dict[str, Any] | None:
+        return None
+
     def plan(
         self, consumer: Consumer, partitions: list[TopicPartition], snapshot: Mapping[TopicPartitionKey, Watermarks]
     ) -> list[PartitionPlan]:
-        query = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                committed = consumer.committed(query, timeout=max(deadline - time.monotonic(), 0.1))
-                break
-            except KafkaException as err:
-                # An error returned before the budget is spent (librdkafka itself keeps asking
-                # while the coordinator is unknown): ask again while the budget lasts.
-                if deadline - time.monotonic() < _COMMITTED_RETRY_PAUSE_SECONDS * 2:
-                    raise KafkaUnavailableError(
-                        f"could not read the group's committed offsets within {self.timeout:g}s: {err}"
-                    ) from None
-                log.warning("Reading the group's committed offsets failed (%s); trying again", err)
-                time.sleep(_COMMITTED_RETRY_PAUSE_SECONDS)
-        plans = []
-        for tp in committed:
-            if tp.error is not None:
-                raise KafkaUnavailableError(f"could not read the committed offset of {tp.topic}[{tp.partition}]: {tp.error}")
-            offset = None if tp.offset == OFFSET_INVALID or tp.offset < 0 else tp.offset
-            plans.append(
-                plan_partition(tp.topic, tp.partition, committed=offset, marks=snapshot[(tp.topic, tp.partition)], reset=self.reset)
-            )
-        return plans
+        committed = committed_offsets(consumer, partitions, timeout=self.timeout)
+        return [
+            plan_partition(topic, partition, committed=offset, marks=snapshot[(topic, partition)], reset=self.reset)
+            for (topic, partition), offset in committed.items()
+        ]
 
 
 def snapshot(

@@ -40,6 +40,17 @@ def reason_class(status: int | None, reason: str) -> str:
     return "other"
 
 
+#: Keys of the XCom that only a replay fills in.
+_REPLAY_RUN_KEYS = ("interval", "filtered_by_timestamp", "left_to_live_drain")
+_REPLAY_PARTITION_KEYS = ("replayed", "send_until", "filtered_by_timestamp", "left_to_live_drain", "retention_note")
+#: Keys of a partition's XCom entry that mean nothing for a replay (it commits nothing, owns no lag).
+_DRAIN_ONLY_PARTITION_KEYS = ("committed", "lost_to_retention", "lag", "topic_end", "topic_lag", "handed_over")
+
+
+def _without(data: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k not in keys}
+
+
 @dataclass(frozen=True)
 class RejectionSample:
     """Where a rejected record sits and why (the reason shortened; never the record's contents)."""
@@ -61,6 +72,9 @@ class PartitionSummary:
     :param topic_end: the partition's end offset when the run finished (None if it could not be read).
     :param handed_over: a rebalance moved the partition to another instance during the run, which
         continues from ``committed``: its lag is that instance's to report, not counted here.
+    :param replayed: read by a replay, which commits nothing: ``start``/``end`` is the offset
+        range scanned, ``send_until`` the group's committed offset (records past it were left to
+        the live drain), and lag is not this run's to report.
     """
 
     topic: str
@@ -72,16 +86,21 @@ class PartitionSummary:
     lost_to_retention: int = 0
     topic_end: int | None = None
     handed_over: bool = False
+    replayed: bool = False
+    send_until: int | None = None
+    filtered_by_timestamp: int = 0
+    left_to_live_drain: int = 0
+    retention_note: str | None = None
 
     @property
     def lag(self) -> int:
         """Records of the snapshot range left for the next run."""
-        return 0 if self.handed_over else max(self.end - self._done, 0)
+        return 0 if self.handed_over or self.replayed else max(self.end - self._done, 0)
 
     @property
     def topic_lag(self) -> int | None:
         """How far the group is behind the topic at the end of the run (records produced meanwhile included)."""
-        if self.topic_end is None or self.handed_over:
+        if self.topic_end is None or self.handed_over or self.replayed:
             return None
         return max(self.topic_end - self._done, 0)
 
@@ -92,13 +111,27 @@ class PartitionSummary:
 
 @dataclass
 class RunSummary:
-    """Counters of one run; :meth:`to_dict` is what the operator returns (XCom)."""
+    """
+    Counters of one run; :meth:`to_dict` is what the operator returns (XCom).
 
+    :param mode: ``"drain"`` (the group's records up to the snapshot, committed) or ``"replay"``
+        (a past interval sent again, nothing committed).
+    :param interval: replays only: the interval, its scope and lateness.
+    :param filtered_by_timestamp: replays only: records read in the offset range whose timestamp
+        lies outside the interval (not sent).
+    :param left_to_live_drain: replays only: records of the interval the live drain has not
+        handed over yet (at or past the group's committed offset; not sent by this run).
+    """
+
+    mode: str = "drain"
+    interval: dict[str, Any] | None = None
     delivered: int = 0
     rejected: int = 0
     dead_lettered: int = 0
     skipped: int = 0
     tombstones: int = 0
+    filtered_by_timestamp: int = 0
+    left_to_live_drain: int = 0
     requests: int = 0
     retries: int = 0
     throttled: int = 0
@@ -134,17 +167,35 @@ class RunSummary:
         return sum(lags) if lags else None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """The XCom: a drain's summary leaves out the replay-only keys, a replay's the lag (it is not its to report)."""
+        replay = self.mode == "replay"
+        data = _without(asdict(self), () if replay else _REPLAY_RUN_KEYS)
         data["seconds"] = round(self.seconds, 3)
-        data["lag"] = self.lag
-        data["topic_lag"] = self.topic_lag
+        if not replay:
+            data["lag"] = self.lag
+            data["topic_lag"] = self.topic_lag
         data["partitions"] = {
-            key: {**asdict(p), "lag": p.lag, "topic_lag": p.topic_lag} for key, p in sorted(self.partitions.items())
+            key: _without({**asdict(p), "lag": p.lag, "topic_lag": p.topic_lag}, _DRAIN_ONLY_PARTITION_KEYS if replay else _REPLAY_PARTITION_KEYS)
+            for key, p in sorted(self.partitions.items())
         }
         return data
 
+    def interval_text(self) -> str:
+        """A replay's interval as ``[start, end)``."""
+        interval = self.interval or {}
+        return f"[{interval.get('start')}, {interval.get('end')})"
+
     def closing_line(self) -> str:
         rate = self.delivered / self.seconds if self.seconds > 0 else 0.0
+        if self.mode == "replay":
+            return (
+                f"Replay of {self.interval_text()} (scope {(self.interval or {}).get('scope')}) finished "
+                f"({self.stopped_by}) in {self.seconds:.1f}s: delivered={self.delivered} rejected={self.rejected} "
+                f"dead_lettered={self.dead_lettered} skipped={self.skipped} filtered_by_timestamp={self.filtered_by_timestamp} "
+                f"left_to_live_drain={self.left_to_live_drain} requests={self.requests} retries={self.retries} "
+                f"throttled={self.throttled} bytes={self.bytes} rate={rate:.0f}/s partitions={len(self.partitions)}; "
+                "nothing committed"
+            )
         topic_lag = "unknown" if self.topic_lag is None else self.topic_lag
         return (
             f"Drain finished ({self.stopped_by}) in {self.seconds:.1f}s: delivered={self.delivered} "
@@ -164,6 +215,15 @@ class RunSummary:
                 f"Rejected by reason: {counts}; first at {first.topic}[{first.partition}]@{first.offset} "
                 f"(status {first.status}): {first.reason}"
             )
+        replayed = [(key, p) for key, p in sorted(self.partitions.items()) if p.replayed]
+        for key, p in replayed[:MAX_PARTITION_LINES]:
+            lines.append(
+                f"{key}: offsets {p.start}->{p.end} read, sent up to {p.send_until}: records={p.records} "
+                f"filtered_by_timestamp={p.filtered_by_timestamp} left_to_live_drain={p.left_to_live_drain}"
+                + (f"; {p.retention_note}" if p.retention_note else "")
+            )
+        if len(replayed) > MAX_PARTITION_LINES:
+            lines.append(f"... and {len(replayed) - MAX_PARTITION_LINES} more partition(s) (see the XCom summary)")
         known = [(key, p) for key, p in sorted(self.partitions.items()) if p.topic_lag is not None]
         # Busiest first, bounded: a topic with hundreds of partitions must not flood the log.
         known.sort(key=lambda kp: -(kp[1].topic_lag or 0))

@@ -15,7 +15,9 @@ from aep_provider.engine.config import DrainConfig, consumer_config, validate_li
 from aep_provider.engine.drain import DrainEngine
 from aep_provider.engine.errors import DrainError
 from aep_provider.engine.payload import make_shaper
+from aep_provider.engine.replay import DEFAULT_LATENESS_SECONDS, ReplayPlanner, parse_scope
 from aep_provider.exceptions import AEPConfigurationError, task_error
+from aep_provider.operators.run_mode import replay_window, validate_mode
 from aep_provider.hooks.aep import AEPStreamingHook
 from aep_provider.kafka.connection import kafka_connection_config
 from aep_provider.links.aep import AEPDatasetLink
@@ -37,6 +39,10 @@ class KafkaToAEPOperator(BaseOperator):
     to the end offset snapshotted when the run started, sends the records in bounded batches and
     commits the contiguous acknowledged (or dead-lettered) prefix. The run then ends; records
     produced meanwhile wait for the next run. Returns the run summary (XCom).
+
+    A ``backfill`` run (and any run given ``replay_start``/``replay_end``) is a *replay* instead:
+    it maps its data interval to offsets with the broker's timestamp index, sends the records
+    stamped inside the interval again, never joins the consumer group and commits nothing.
 
     :param topics: topic name or list of names. (templated)
     :param kafka_config_id: Airflow ``kafka`` connection; its extra is the confluent-kafka
@@ -62,6 +68,16 @@ class KafkaToAEPOperator(BaseOperator):
     :param assignment_timeout_seconds: bound on the wait for the group to assign partitions.
     :param stop_grace_seconds: how long a stopping run waits for requests in flight.
     :param progress_interval_seconds: how often progress per partition is logged.
+    :param mode: ``"auto"`` (backfill runs replay their data interval, other runs drain),
+        ``"drain"`` (every run drains) or ``"replay"`` (every run replays its data interval). (templated)
+    :param replay_start: start of the interval to replay (ISO 8601 or epoch ms); with
+        ``replay_end`` it makes the run a replay. Unset: the run's conf/params ``replay_start``. (templated)
+    :param replay_end: end of the interval to replay (exclusive). (templated)
+    :param replay_scope: ``"handed_over"`` (re-send only what the live drain already committed;
+        count the rest) or ``"all"`` (every record of the interval). The run's conf/params
+        ``replay_scope`` overrides it. (templated)
+    :param replay_lateness_seconds: how far past the interval's end, by timestamp, a replay keeps
+        reading for records stamped inside it (producer timestamps are not monotonic).
     """
 
     template_fields: Sequence[str] = (
@@ -75,6 +91,10 @@ class KafkaToAEPOperator(BaseOperator):
         "max_records_per_run",
         "max_run_seconds",
         "kafka_config_overrides",
+        "mode",
+        "replay_start",
+        "replay_end",
+        "replay_scope",
     )
     template_fields_renderers = {"kafka_config_overrides": "json"}
     operator_extra_links = (AEPDatasetLink(),)
@@ -109,6 +129,11 @@ class KafkaToAEPOperator(BaseOperator):
         assignment_timeout_seconds: float = 60.0,
         stop_grace_seconds: float = 10.0,
         progress_interval_seconds: float = 30.0,
+        mode: str = "auto",
+        replay_start: str | None = None,
+        replay_end: str | None = None,
+        replay_scope: str = "handed_over",
+        replay_lateness_seconds: float = DEFAULT_LATENESS_SECONDS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -129,6 +154,17 @@ class KafkaToAEPOperator(BaseOperator):
             )
         if payload == "xdm" and not (schema_id and dataset_id):
             raise ValueError("payload='xdm' needs schema_id and dataset_id (the envelope's schemaRef and datasetId)")
+        if "{{" not in mode:
+            validate_mode(mode)
+        if "{{" not in replay_scope:
+            parse_scope(replay_scope)
+        if replay_lateness_seconds is None or replay_lateness_seconds < 0:
+            raise ValueError(f"replay_lateness_seconds must be 0 or more, got {replay_lateness_seconds!r}")
+        self.mode = mode
+        self.replay_start = replay_start
+        self.replay_end = replay_end
+        self.replay_scope = replay_scope
+        self.replay_lateness_seconds = replay_lateness_seconds
         self.topics = topics
         self.kafka_config_id = kafka_config_id
         self.aep_conn_id = aep_conn_id
@@ -188,7 +224,7 @@ class KafkaToAEPOperator(BaseOperator):
         the task's ``retries`` apply. Either way the message says what is wrong and where.
         """
         try:
-            return self._drain()
+            return self._drain(context)
         except AirflowNotFoundException as err:
             raise AEPConfigurationError(
                 f"{err}: create it (Admin → Connections, or an AIRFLOW_CONN_<ID> variable); this task uses "
@@ -248,10 +284,27 @@ class KafkaToAEPOperator(BaseOperator):
         except Exception as push_err:  # the run's own error is what the user must see
             self.log.warning("Could not push the failed run's summary to XCom: %s", push_err)
 
-    def _drain(self) -> dict[str, Any]:
+    def _drain(self, context: Context | None) -> dict[str, Any]:
         topics = [self.topics] if isinstance(self.topics, str) else list(self.topics)
         config = self.drain_config()
+        window = replay_window(
+            context or {},
+            mode=self.mode,
+            start=self.replay_start,
+            end=self.replay_end,
+            scope=self.replay_scope,
+            lateness_seconds=self.replay_lateness_seconds,
+        )
         consumer_conf = self.kafka_consumer_config()
+        planner = None
+        if window is not None:
+            self.log.info(
+                "Replaying %s (%s, scope %r): the consumer group is neither joined nor committed to",
+                window.describe(),
+                window.source,
+                window.scope.value,
+            )
+            planner = ReplayPlanner(window, consumer_conf, timeout=config.kafka_timeout_seconds)
         hook = AEPStreamingHook(aep_conn_id=self.aep_conn_id, inlet_id=self.inlet_id or None)
         try:
             shaper = make_shaper(
@@ -263,7 +316,12 @@ class KafkaToAEPOperator(BaseOperator):
                 source_name=self.source_name,
             )
             self._engine = DrainEngine(
-                consumer_conf=consumer_conf, topics=topics, sender=hook.get_client(), config=config, shaper=shaper
+                consumer_conf=consumer_conf,
+                topics=topics,
+                sender=hook.get_client(),
+                config=config,
+                shaper=shaper,
+                planner=planner,
             )
             return self._engine.run().to_dict()
         finally:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import time
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,8 @@ def test_example_dag_shape():
     assert (task.kafka_config_id, task.aep_conn_id) == ("kafka_default", "aep_default")
     assert dag.params["topic"] == "aep.events" and dag.params["dlq_topic"] == "aep.events.dlq"
     assert task.max_run_seconds < 300
+    assert dag.params["replay_start"] is None and dag.params["replay_scope"] == "handed_over"
+    assert "Re-send a past interval" in dag.doc_md
 
 
 @pytest.mark.integration
@@ -51,6 +55,7 @@ def test_example_dag_runs_green_with_dag_test(
     if not (bundle / DAG_FILE.name).exists():
         (bundle / DAG_FILE.name).symlink_to(DAG_FILE)
 
+    started = (datetime.now(timezone.utc) - timedelta(seconds=1)).replace(microsecond=0)
     dag_run = _load_dag().test(run_conf={"topic": topic, "dlq_topic": dlq})
 
     assert dag_run.state == "success"
@@ -60,3 +65,21 @@ def test_example_dag_runs_green_with_dag_test(
     assert ti.state == "success"
     summary = ti.xcom_pull(task_ids="drain_aep_events")
     assert summary["delivered"] == 300 and summary["lag"] == 0
+
+    # A manual run with replay_start/replay_end (the Trigger form's params) replays that interval:
+    # the same records again, and the group's offsets stay where the drain left them.
+    aep_emulator.reset()
+    time.sleep(1.1)
+    replay_conf = {
+        "topic": topic,
+        "dlq_topic": dlq,
+        "replay_start": started.isoformat(),
+        "replay_end": datetime.now(timezone.utc).isoformat(),
+    }
+    replay_run = _load_dag().test(run_conf=replay_conf)
+    assert replay_run.state == "success"
+    assert received(aep_emulator) == {0: list(range(150)), 1: list(range(150))}
+    assert committed(kafka_bootstrap, group, topic, 2) == {0: 150, 1: 150}
+    replayed = replay_run.get_task_instance("drain_aep_events").xcom_pull(task_ids="drain_aep_events")
+    assert replayed["mode"] == "replay" and replayed["delivered"] == 300
+    assert replayed["interval"]["start"] == started.isoformat().replace("+00:00", "Z")

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
+import time
 import uuid
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
@@ -32,6 +36,9 @@ def _op(**kwargs) -> KafkaToAEPOperator:
         ({"payload": "xdm", "schema_id": "s"}, "payload='xdm' needs schema_id and dataset_id"),
         ({"on_reject": "drop"}, "on_reject must be 'fail' or 'skip'"),
         ({"topics": []}, "needs topics="),
+        ({"mode": "sometimes"}, "mode must be one of 'auto', 'drain', 'replay'"),
+        ({"replay_scope": "most"}, "replay_scope must be one of 'handed_over', 'all'"),
+        ({"replay_lateness_seconds": -1}, "replay_lateness_seconds must be 0 or more"),
     ],
 )
 def test_invalid_arguments_fail_at_construction(kwargs, match):
@@ -55,6 +62,10 @@ def test_template_fields_cover_what_users_template():
         "source_name",
         "max_records_per_run",
         "max_run_seconds",
+        "mode",
+        "replay_start",
+        "replay_end",
+        "replay_scope",
     }
 
 
@@ -263,3 +274,48 @@ def test_on_kill_stops_promptly_and_commits_what_was_acknowledged(
     assert 0 < delivered < 3000
     group = json.loads(__import__("os").environ[f"AIRFLOW_CONN_{kafka_conn_id.upper()}"])["extra"]["group.id"]
     assert committed(kafka_bootstrap, group, topic, 1) == {0: delivered}
+
+
+def _backfill_context(start, end, ti=None) -> dict:
+    return {
+        "dag_run": SimpleNamespace(run_type="backfill", conf={}),
+        "data_interval_start": start,
+        "data_interval_end": end,
+        "params": {},
+        "ti": ti,
+    }
+
+
+@pytest.mark.integration
+def test_a_backfill_run_replays_its_interval_without_touching_the_group(
+    kafka_bootstrap, make_topic, kafka_conn_id, aep_conn_id, aep_emulator
+):
+    topic = make_topic(partitions=2)
+    produce(kafka_bootstrap, topic, 2, 50)
+    produced_by = datetime.now(timezone.utc) + timedelta(seconds=1)
+    drained = _op(topics=topic, kafka_config_id=kafka_conn_id, aep_conn_id=aep_conn_id).execute(context={})
+    assert drained["delivered"] == 100 and drained["mode"] == "drain"
+    group = json.loads(os.environ[f"AIRFLOW_CONN_{kafka_conn_id.upper()}"])["extra"]["group.id"]
+    before = committed(kafka_bootstrap, group, topic, 2)
+    aep_emulator.reset()
+    time.sleep(max(0.0, (produced_by - datetime.now(timezone.utc)).total_seconds()))
+
+    summary = _op(topics=topic, kafka_config_id=kafka_conn_id, aep_conn_id=aep_conn_id).execute(
+        context=_backfill_context(produced_by - timedelta(hours=1), produced_by)
+    )
+
+    assert received(aep_emulator) == {0: list(range(50)), 1: list(range(50))}
+    assert committed(kafka_bootstrap, group, topic, 2) == before
+    assert summary["mode"] == "replay" and summary["delivered"] == 100 and summary["stopped_by"] == "end"
+    assert summary["interval"]["scope"] == "handed_over"
+    assert {k: (v["start"], v["end"], v["send_until"]) for k, v in summary["partitions"].items()} == {
+        f"{topic}[{p}]": (0, 50, 50) for p in range(2)
+    }
+    assert json.loads(json.dumps(summary)) == summary
+
+
+@pytest.mark.integration
+def test_a_zero_length_backfill_interval_fails_without_retries_naming_the_timetable(kafka_conn_id, aep_conn_id):
+    at = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    with pytest.raises(AirflowFailException, match="CronDataIntervalTimetable"):
+        _op(kafka_config_id=kafka_conn_id, aep_conn_id=aep_conn_id).execute(context=_backfill_context(at, at))

@@ -1,0 +1,102 @@
+"""Which kind of run a task instance is: a drain of the group, or a replay of a past interval."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from aep_provider.engine.errors import ReplayError
+from aep_provider.engine.replay import ReplayScope, ReplayWindow, parse_scope
+
+#: Values of the operator's ``mode`` argument.
+MODES = ("auto", "drain", "replay")
+
+#: Keys a manual run's conf (or the DAG's params, as the UI's Trigger form fills them) may set.
+CONF_START, CONF_END, CONF_SCOPE = "replay_start", "replay_end", "replay_scope"
+
+_ZERO_LENGTH_HINT = (
+    "The DAG's timetable gives zero-length data intervals (in Airflow 3 a plain cron string means "
+    "CronTriggerTimetable). Schedule it with CronDataIntervalTimetable('<cron>', timezone='UTC') so that each "
+    "run, and each backfill run, covers a real interval; or trigger a manual run with replay_start and replay_end."
+)
+
+
+def validate_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(repr(m) for m in MODES)}, got {mode!r}")
+    return mode
+
+
+def _given(value: Any) -> bool:
+    # A rendered template of an unset param arrives as "None" or "".
+    return value is not None and not (isinstance(value, str) and value.strip() in ("", "None"))
+
+
+def _run_type(dag_run: Any) -> str:
+    run_type = getattr(dag_run, "run_type", None)
+    return str(getattr(run_type, "value", run_type) or "")
+
+
+def replay_window(
+    context: Mapping[str, Any],
+    *,
+    mode: str,
+    start: Any,
+    end: Any,
+    scope: str | ReplayScope,
+    lateness_seconds: float,
+    now: datetime | None = None,
+) -> ReplayWindow | None:
+    """
+    The interval this run replays, or None when it drains the group.
+
+    - ``mode="drain"``: always a drain.
+    - An explicit interval (the operator's ``replay_start``/``replay_end``, else the run's conf or
+      params of those names) makes the run a replay of it, whatever the run type.
+    - ``mode="auto"``: a ``backfill`` run replays its data interval; every other run drains.
+    - ``mode="replay"``: every run replays its data interval.
+
+    :raises ReplayError: for an interval that cannot be replayed (half given, empty, reversed, in the future).
+    """
+    if validate_mode(mode) == "drain":
+        return None
+    dag_run = context.get("dag_run")
+    params = context.get("params") or {}
+    conf = getattr(dag_run, "conf", None) or {}
+
+    def setting(explicit: Any, key: str) -> Any:
+        for value in (explicit, params.get(key), conf.get(key)):
+            if _given(value):
+                return value
+        return None
+
+    start, end = setting(start, CONF_START), setting(end, CONF_END)
+    scope = setting(None, CONF_SCOPE) or scope
+    try:
+        scope = parse_scope(scope)
+    except ValueError as err:
+        raise ReplayError(str(err)) from None
+    if start is not None or end is not None:
+        if start is None or end is None:
+            raise ReplayError(
+                f"a replay needs both {CONF_START} and {CONF_END}; got only "
+                f"{CONF_START if start is not None else CONF_END}={start if start is not None else end!r}"
+            )
+        return ReplayWindow.between(
+            start, end, scope=scope, lateness_seconds=lateness_seconds, now=now,
+            source=f"the requested replay interval ({CONF_START}/{CONF_END})",
+        )  # fmt: skip
+    run_type = _run_type(dag_run)
+    if mode == "auto" and run_type != "backfill":
+        return None
+    interval_start, interval_end = context.get("data_interval_start"), context.get("data_interval_end")
+    if interval_start is None or interval_end is None:
+        raise ReplayError(
+            f"this {run_type or 'run'} run has no data interval to replay; trigger it with "
+            f"{CONF_START} and {CONF_END}, or give the DAG a CronDataIntervalTimetable."
+        )
+    return ReplayWindow.between(
+        interval_start, interval_end, scope=scope, lateness_seconds=lateness_seconds, now=now,
+        source=f"the {run_type or 'run'} run's data interval", empty_hint=_ZERO_LENGTH_HINT,
+    )  # fmt: skip

@@ -1,0 +1,251 @@
+"""
+End to end: backfills from Airflow's REST API replay exactly their data interval.
+
+A real ``airflow standalone`` (scheduler, dag-processor, triggerer, API server; SQLite) runs a
+daily DAG against the session broker and the emulator, driven only as a user drives it: the
+REST API with a token from ``/auth/token``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import textwrap
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import requests
+from confluent_kafka import Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from aep_provider.emulator import RemoteEmulator
+from scripts.devstack import DevStack
+from scripts.kafka_local import free_port, tail
+from scripts.sample_events import DEFAULT_DATASET_ID, DEFAULT_SCHEMA_ID, EMULATOR_IMS_ORG_ID, sample_event
+from tests.engine.support import committed
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+DAG_ID = "e2e_daily_replay"
+TASK_ID = "drain"
+PARTITIONS = 3
+PER_DAY = 12
+WAIT_SECONDS = 240.0
+TODAY = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+DAY = timedelta(days=1)
+
+DAG_TEMPLATE = '''
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, CronDataIntervalTimetable
+
+from aep_provider.operators.kafka_to_aep import KafkaToAEPOperator
+
+with DAG(
+    dag_id="{dag_id}",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=pendulum.parse("{start}"),
+    catchup=False,
+    max_active_runs=1,
+) as dag:
+    KafkaToAEPOperator(
+        task_id="{task_id}",
+        topics="{topic}",
+        kafka_config_overrides={{"group.id": "{group}"}},
+        max_run_seconds=120,
+        retries=0,
+    )
+'''
+
+
+def _day(n: int) -> datetime:
+    """Midnight UTC ``n`` days ago."""
+    return TODAY - n * DAY
+
+
+@pytest.fixture(scope="module")
+def topic_and_group(kafka_bootstrap: str) -> tuple[str, str]:
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    topic = f"e2e.replay-{uuid.uuid4().hex[:8]}"
+    from confluent_kafka.admin import NewTopic
+
+    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(timeout=30)
+    return topic, f"e2e-replay-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def stack(kafka_bootstrap: str, topic_and_group, tmp_path_factory: pytest.TempPathFactory):
+    topic, group = topic_and_group
+    dags = tmp_path_factory.mktemp("dags")
+    (dags / f"{DAG_ID}.py").write_text(
+        textwrap.dedent(
+            DAG_TEMPLATE.format(dag_id=DAG_ID, task_id=TASK_ID, topic=topic, group=group, start=_day(6).isoformat())
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AEP_")}
+    stack = DevStack(
+        state_dir=tmp_path_factory.mktemp("stack"),
+        emulator_port=free_port(),
+        api_port=free_port(),
+        rate=0,
+        kafka_bootstrap=kafka_bootstrap,
+        env=env,
+        timeout=180,
+        dags_folder=dags,
+    )
+    try:
+        stack.start(unpause=False)
+        yield stack
+    finally:
+        stack.stop(quiet=True)
+
+
+def _diagnostics(stack: DevStack) -> str:
+    parts = [f"--- airflow.log:\n{tail(stack.logs_dir / 'airflow.log', 30)}"]
+    task_logs = sorted((stack.airflow_home / "logs").rglob("*.log"), key=lambda p: p.stat().st_mtime)
+    if task_logs:
+        parts.append(f"--- {task_logs[-1]}:\n{tail(task_logs[-1], 40)}")
+    return "\n".join(parts)
+
+
+def _get(session: requests.Session, url: str, **params) -> dict:
+    # SQLite + scheduler + tasks on 2 cores: a slow answer is not a failure, the caller's deadline is.
+    for _ in range(5):
+        with contextlib.suppress(requests.RequestException):
+            resp = session.get(url, params=params, timeout=30)
+            if resp.ok:
+                return resp.json()
+        time.sleep(2)
+    pytest.fail(f"GET {url} kept failing")
+
+
+def _runs(session: requests.Session, stack: DevStack, run_type: str) -> list[dict]:
+    data = _get(session, f"{stack.api_url}/api/v2/dags/{DAG_ID}/dagRuns", run_type=run_type, limit=100)
+    return data["dag_runs"]
+
+
+def _wait_runs_done(session, stack, run_type: str, count: int) -> list[dict]:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        runs = _runs(session, stack, run_type)
+        if len(runs) >= count and all(r["state"] in ("success", "failed") for r in runs):
+            return runs
+        if time.monotonic() > deadline:
+            pytest.fail(f"{run_type} runs not finished after {WAIT_SECONDS:g}s: {runs}\n{_diagnostics(stack)}")
+        time.sleep(2)
+
+
+def _backfill(session, stack, day: datetime) -> list[dict]:
+    """Backfill the one daily interval starting at ``day``; wait until it completed; return its runs."""
+    before = {r["dag_run_id"] for r in _runs(session, stack, "backfill")}
+    body = {
+        "dag_id": DAG_ID,
+        "from_date": day.isoformat(),
+        "to_date": day.isoformat(),
+        "reprocess_behavior": "completed",
+        "max_active_runs": 2,
+    }
+    resp = session.post(f"{stack.api_url}/api/v2/backfills", json=body, timeout=60)
+    assert resp.status_code == 200, resp.text
+    backfill_id = resp.json()["id"]
+    deadline = time.monotonic() + WAIT_SECONDS
+    while _get(session, f"{stack.api_url}/api/v2/backfills/{backfill_id}").get("completed_at") is None:
+        if time.monotonic() > deadline:
+            pytest.fail(f"backfill {backfill_id} not completed after {WAIT_SECONDS:g}s\n{_diagnostics(stack)}")
+        time.sleep(2)
+    runs = [r for r in _runs(session, stack, "backfill") if r["dag_run_id"] not in before]
+    assert len(runs) == 1, runs
+    return runs
+
+
+def _summary(session, stack, run_id: str, key: str = "return_value") -> dict:
+    url = f"{stack.api_url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{TASK_ID}/xcomEntries/{key}"
+    value = _get(session, url, deserialize=True)["value"]
+    return value if isinstance(value, dict) else json.loads(value)
+
+
+def _produce_days(bootstrap: str, topic: str) -> dict[int, set[str]]:
+    """``PER_DAY`` sample events on each of the three past days (hourly, round-robin over partitions); their ``_id``s by day."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    ids: dict[int, set[str]] = {}
+    seq = 0
+    for n in (3, 2, 1):
+        for i in range(PER_DAY):
+            event = sample_event(seq, schema_id=DEFAULT_SCHEMA_ID, dataset_id=DEFAULT_DATASET_ID, ims_org_id=EMULATOR_IMS_ORG_ID)
+            ids.setdefault(n, set()).add(event["body"]["xdmEntity"]["_id"])
+            stamp = _day(n) + timedelta(hours=1 + i, minutes=seq % 7)
+            producer.produce(topic, json.dumps(event).encode(), partition=seq % PARTITIONS, timestamp=int(stamp.timestamp() * 1000))
+            seq += 1
+    assert producer.flush(30) == 0
+    return ids
+
+
+def _received_ids(stack: DevStack) -> list[str]:
+    return [m["body"]["xdmEntity"]["_id"] for m in RemoteEmulator(stack.emulator_url).accepted()]
+
+
+@pytest.mark.timeout(900)
+def test_backfills_replay_exactly_their_interval(stack: DevStack, topic_and_group, kafka_bootstrap: str):
+    topic, group = topic_and_group
+    ids = _produce_days(kafka_bootstrap, topic)
+    session = stack.api_session()
+    emulator = RemoteEmulator(stack.emulator_url)
+
+    # Unpaused, the scheduler runs the latest interval (catchup off): a drain of everything.
+    stack.unpause_dag(DAG_ID)
+    (scheduled,) = _wait_runs_done(session, stack, "scheduled", 1)
+    assert scheduled["state"] == "success", _diagnostics(stack)
+    assert sorted(_received_ids(stack)) == sorted(ids[3] | ids[2] | ids[1])
+    drained = _summary(session, stack, scheduled["dag_run_id"])
+    assert drained["mode"] == "drain" and drained["delivered"] == 3 * PER_DAY
+    offsets = committed(kafka_bootstrap, group, topic, PARTITIONS)
+    assert sum(offsets.values()) == 3 * PER_DAY
+
+    # A backfill of the middle day: exactly that day's records again, same _ids, offsets untouched.
+    emulator.reset()
+    (middle,) = _backfill(session, stack, _day(2))
+    assert middle["state"] == "success", _diagnostics(stack)
+    assert (middle["data_interval_start"][:10], middle["data_interval_end"][:10]) == (
+        _day(2).date().isoformat(),
+        _day(1).date().isoformat(),
+    )
+    received = _received_ids(stack)
+    assert sorted(received) == sorted(ids[2]), "the backfill must send the middle day's records, once each"
+    assert committed(kafka_bootstrap, group, topic, PARTITIONS) == offsets
+    replayed = _summary(session, stack, middle["dag_run_id"])
+    assert replayed["mode"] == "replay" and replayed["delivered"] == PER_DAY
+    assert replayed["interval"]["start"] == _day(2).isoformat().replace("+00:00", "Z")
+    assert replayed["left_to_live_drain"] == 0 and replayed["stopped_by"] == "end"
+    assert sum(p["records"] for p in replayed["partitions"].values()) == PER_DAY
+
+    # An interval without records is green and says it sent nothing.
+    emulator.reset()
+    (empty,) = _backfill(session, stack, _day(5))
+    assert empty["state"] == "success", _diagnostics(stack)
+    nothing = _summary(session, stack, empty["dag_run_id"])
+    assert nothing["mode"] == "replay" and nothing["delivered"] == 0 and _received_ids(stack) == []
+
+    # Retention deletes the oldest day: its backfill fails with the retention error.
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    day2_starts = {p: 0 for p in range(PARTITIONS)}
+    seq = 0
+    for n in (3,):
+        for _ in range(PER_DAY):
+            day2_starts[seq % PARTITIONS] += 1
+            seq += 1
+    for future in admin.delete_records([TopicPartition(topic, p, o) for p, o in day2_starts.items()]).values():
+        future.result(timeout=30)
+    (gone,) = _backfill(session, stack, _day(3))
+    assert gone["state"] == "failed"
+    failed = _summary(session, stack, gone["dag_run_id"], key="summary")
+    assert failed["mode"] == "replay" and failed["stopped_by"] == "failed" and failed["delivered"] == 0
+    log_url = f"{stack.api_url}/api/v2/dags/{DAG_ID}/dagRuns/{gone['dag_run_id']}/taskInstances/{TASK_ID}/logs/1"
+    log_text = json.dumps(_get(session, log_url, full_content=True))
+    assert "gone to retention" in log_text and f"{topic}[0] (log start {day2_starts[0]}" in log_text
+    assert _received_ids(stack) == []
+    assert committed(kafka_bootstrap, group, topic, PARTITIONS) == offsets
