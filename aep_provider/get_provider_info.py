@@ -127,6 +127,27 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["aep_provider.operators.kafka_to_aep"],
             },
         ],
+        "sensors": [
+            {
+                "integration-name": "Adobe Experience Platform",
+                "python-modules": ["aep_provider.sensors.kafka_lag"],
+            },
+        ],
+        "triggers": [
+            {
+                "integration-name": "Adobe Experience Platform",
+                "python-modules": ["aep_provider.triggers.kafka_lag"],
+            },
+        ],
+        "extra-links": ["aep_provider.links.aep.AEPDatasetLink"],
+        "asset-uris": [
+            {
+                "schemes": ["aep"],
+                "handler": "aep_provider.assets.aep.sanitize_uri",
+                "factory": "aep_provider.assets.aep.create_asset",
+                "to_openlineage_converter": "aep_provider.assets.aep.convert_asset_to_openlineage",
+            }
+        ],
         "connection-types": [
             {
                 "connection-type": "adobe_aep",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -20,6 +21,9 @@ CONNECTION_EXTRAS = tuple(
     sorted(AEPSettings.option_names() - {"inlet_url", "client_id", "client_secret"})
 )
 _LEGACY_PREFIX = "extra__adobe_aep__"
+
+#: What :meth:`AEPStreamingHook.send_batch` accepts per message.
+Message = Mapping[str, Any] | str | bytes | bytearray | memoryview
 
 
 class AEPStreamingHook(BaseHook):
@@ -111,9 +115,25 @@ class AEPStreamingHook(BaseHook):
         """Airflow's usual name for :meth:`get_client`."""
         return self.get_client()
 
-    def send_batch(self, messages: Sequence[bytes]) -> BatchResult:
-        """Send encoded messages in one batch; see :meth:`InletClient.send_batch`."""
-        return self.get_client().send_batch(messages)
+    def send_batch(self, messages: Sequence[Message]) -> BatchResult:
+        """
+        Send messages to the inlet in one batch request; see :meth:`InletClient.send_batch`.
+
+        Each message is one AEP message (an XDM ``{"header": ..., "body": ...}`` object, or a raw
+        JSON object for a flow with ``flow_id``), given as any of:
+
+        * a ``dict`` (any ``Mapping``): encoded once as compact UTF-8 JSON;
+        * a ``str`` holding the JSON text: encoded once as UTF-8;
+        * ``bytes``/``bytearray``/``memoryview``: already-encoded UTF-8 JSON, sent as is.
+
+        Nothing is validated here beyond encoding: AEP answers for each message. The request body
+        must stay within 1,000,000 bytes (``AEPConfigError`` otherwise; split the batch).
+
+        :param messages: the messages, in the order the result reports them.
+        :return: one result per message, by position, plus counters.
+        :raises TypeError: a message of another type (naming its position).
+        """
+        return self.get_client().send_batch([encode_message(m, i) for i, m in enumerate(messages)])
 
     def test_connection(self) -> tuple[bool, str]:
         """
@@ -133,6 +153,22 @@ class AEPStreamingHook(BaseHook):
             client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+def encode_message(message: Message, position: int = 0) -> bytes:
+    """One message as the UTF-8 JSON bytes the inlet client sends (see :meth:`AEPStreamingHook.send_batch`)."""
+    if isinstance(message, bytes):
+        return message
+    if isinstance(message, (bytearray, memoryview)):
+        return bytes(message)
+    if isinstance(message, str):
+        return message.encode("utf-8")
+    if isinstance(message, Mapping):
+        # Compact and non-ASCII kept as UTF-8: the smallest body, so more records fit per request.
+        return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    raise TypeError(
+        f"message {position} is a {type(message).__name__}: send a dict, a JSON str or UTF-8 JSON bytes"
+    )
 
 
 def _host_url(host: str | None, port: int | None) -> str:

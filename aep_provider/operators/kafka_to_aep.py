@@ -5,19 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseHook, BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 
-from aep_provider.aep.errors import AEPError, AEPUnavailableError
+from aep_provider.aep.errors import AEPError
 from aep_provider.aep.results import MAX_REQUEST_BYTES
 from aep_provider.engine.config import DrainConfig, consumer_config, validate_limits, validate_on_reject
 from aep_provider.engine.drain import DrainEngine
 from aep_provider.engine.errors import DrainError
 from aep_provider.engine.payload import make_shaper
 from aep_provider.engine.replay import DEFAULT_LATENESS_SECONDS, ReplayPlanner, parse_scope
+from aep_provider.exceptions import AEPConfigurationError, task_error
 from aep_provider.operators.run_mode import replay_window, validate_mode
 from aep_provider.hooks.aep import AEPStreamingHook
+from aep_provider.kafka.connection import kafka_connection_config
+from aep_provider.links.aep import AEPDatasetLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -93,7 +96,13 @@ class KafkaToAEPOperator(BaseOperator):
         "replay_end",
         "replay_scope",
     )
+    template_fields_renderers = {"kafka_config_overrides": "json"}
+    operator_extra_links = (AEPDatasetLink(),)
     ui_color = "#e8f4ff"
+    # Filled in after a run (see _after_run) for the extra link and OpenLineage.
+    aep_target: Any = None
+    _run_summary: dict[str, Any] | None = None
+    _run_bootstrap: str = ""
 
     def __init__(
         self,
@@ -198,8 +207,7 @@ class KafkaToAEPOperator(BaseOperator):
 
     def kafka_consumer_config(self) -> dict[str, Any]:
         """The consumer settings: connection extra, then overrides, then the engine's forced settings."""
-        conn = BaseHook.get_connection(self.kafka_config_id)
-        extra = dict(conn.extra_dejson)
+        extra = kafka_connection_config(self.kafka_config_id)
         for settings in (extra, self.kafka_config_overrides):
             for key, value in settings.items():
                 if any(part in key for part in _SECRET_KAFKA_KEY_PARTS) and value:
@@ -218,15 +226,53 @@ class KafkaToAEPOperator(BaseOperator):
         try:
             return self._drain(context)
         except AirflowNotFoundException as err:
-            raise AirflowFailException(
+            raise AEPConfigurationError(
                 f"{err}: create it (Admin → Connections, or an AIRFLOW_CONN_<ID> variable); this task uses "
                 f"kafka_config_id={self.kafka_config_id!r} and aep_conn_id={self.aep_conn_id!r}"
             ) from None
         except (DrainError, AEPError, ValueError) as err:
             self._push_failed_summary(context)
-            retryable = isinstance(err, AEPUnavailableError) or (isinstance(err, DrainError) and err.retryable)
             # The engine's messages are complete; its internal traceback would only bury them.
-            raise (AirflowException if retryable else AirflowFailException)(str(err)) from None
+            # Provider types (aep_provider.exceptions): retryable ones subclass AirflowException,
+            # the rest AirflowFailException, so retry policies can match them by class.
+            raise task_error(err) from None
+        finally:
+            self._after_run(context)
+
+    def _after_run(self, context: Context) -> None:
+        """Metrics, hook lineage, asset events and the AEP link of the run that just ended; never fails the task."""
+        engine = self._engine
+        if engine is None:  # failed before draining (no connection, bad settings): nothing to report
+            return
+        from aep_provider.operators.observability import report_run
+
+        try:
+            self._run_summary = engine.summary.to_dict()
+            self._run_bootstrap = str(engine.consumer_conf.get("bootstrap.servers", ""))
+            self.aep_target = report_run(
+                self,
+                context,
+                self._run_summary,
+                topics=engine.topics,
+                bootstrap_servers=self._run_bootstrap,
+                aep_conn_id=self.aep_conn_id,
+                inlet_id=self.inlet_id,
+                dataset_id=self.dataset_id,
+            )
+        except Exception:  # monitoring must never turn a delivered run into a failed task
+            self.log.warning("Could not report this run's metrics/lineage", exc_info=True)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """
+        OpenLineage facets of the run (called by the OpenLineage provider, when installed).
+
+        Inputs ``kafka://{host}:{port}`` / topic, output ``aep://{org}/{sandbox}`` /
+        ``datasets/{dataset_id}`` (or ``inlets/{inlet_id}``), run facet ``aepDrain`` with the counts.
+        """
+        from aep_provider.operators.lineage import openlineage_facets
+
+        topics = [self.topics] if isinstance(self.topics, str) else list(self.topics)
+        return openlineage_facets(self._run_summary, self._run_bootstrap, topics, self.aep_target)
 
     def _push_failed_summary(self, context: Context) -> None:
         """A failed run has no return value: keep what it did (moved, rejected and why, lag) as XCom ``summary``."""

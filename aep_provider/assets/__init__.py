@@ -1,0 +1,1 @@
+"""Airflow Assets for AEP datasets and inlets (the ``aep`` URI scheme)."""

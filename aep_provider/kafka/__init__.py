@@ -1,0 +1,1 @@
+"""Kafka helpers outside the drain engine: offsets-only lag reading and connection configuration."""

@@ -1,0 +1,1 @@
+"""Operator extra links to the Adobe Experience Platform UI."""

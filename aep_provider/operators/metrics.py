@@ -1,0 +1,77 @@
+"""
+Run metrics through Airflow's ``Stats``: StatsD, Datadog or OpenTelemetry, whichever the deployment enables.
+
+Emitted once per run from the run summary (the engine stays free of Airflow imports). Tags are
+DAG, task and topic, never partition, to keep the number of series low.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk.observability.stats import Stats
+
+log = logging.getLogger(__name__)
+
+#: Every metric name starts with this (after the deployment's own prefix, ``airflow.`` by default).
+PREFIX = "aep_provider"
+
+#: Run counters: summary key → metric name. Documented in README.md ("Monitoring").
+RUN_COUNTERS: dict[str, str] = {
+    "delivered": f"{PREFIX}.records.delivered",
+    "rejected": f"{PREFIX}.records.rejected",
+    "dead_lettered": f"{PREFIX}.records.dead_lettered",
+    "skipped": f"{PREFIX}.records.skipped",
+    "requests": f"{PREFIX}.requests",
+    "retries": f"{PREFIX}.retries",
+    "throttled": f"{PREFIX}.throttled",
+    "bytes": f"{PREFIX}.bytes",
+}
+RUNS = f"{PREFIX}.runs"
+RUN_DURATION = f"{PREFIX}.run_duration"
+RECORDS_READ = f"{PREFIX}.records.read"
+LAG = f"{PREFIX}.lag"
+TOPIC_LAG = f"{PREFIX}.topic_lag"
+
+
+def topic_tag(topics: Sequence[str]) -> str:
+    """
+    The ``topic`` tag of run-wide metrics: the topic, or the sorted topics joined by ``+`` when a
+    run drains several (the summary counts deliveries per run, not per topic). ``+`` because ``,``
+    and ``|`` are separators in StatsD line formats.
+    """
+    return "+".join(sorted(set(topics)))
+
+
+def emit_run_metrics(summary: Mapping[str, Any], *, dag_id: str, task_id: str, topics: Sequence[str]) -> None:
+    """
+    Emit one run's metrics from its summary (the operator's XCom dict).
+
+    :param summary: :meth:`RunSummary.to_dict() <aep_provider.engine.summary.RunSummary.to_dict>`.
+    :param dag_id: tag ``dag_id``. :param task_id: tag ``task_id``.
+    :param topics: the topics the run drained (tag ``topic``).
+    """
+    run_tags = {"dag_id": dag_id, "task_id": task_id, "topic": topic_tag(topics)}
+    Stats.incr(RUNS, tags={**run_tags, "stopped_by": str(summary.get("stopped_by", "unknown")).replace(" ", "_")})
+    for key, name in RUN_COUNTERS.items():
+        # Counters are sent even at 0: a dashboard must tell "nothing happened" from "no data".
+        Stats.incr(name, count=int(summary.get(key) or 0), tags=run_tags)
+    Stats.timing(RUN_DURATION, timedelta(seconds=float(summary.get("seconds") or 0.0)), tags=run_tags)
+
+    per_topic: dict[str, dict[str, int | None]] = {t: {"records": 0, "lag": 0, "topic_lag": None} for t in topics}
+    for part in (summary.get("partitions") or {}).values():
+        row = per_topic.setdefault(part["topic"], {"records": 0, "lag": 0, "topic_lag": None})
+        row["records"] = (row["records"] or 0) + int(part.get("records") or 0)
+        row["lag"] = (row["lag"] or 0) + int(part.get("lag") or 0)
+        if part.get("topic_lag") is not None:
+            row["topic_lag"] = (row["topic_lag"] or 0) + int(part["topic_lag"])
+    for topic, row in sorted(per_topic.items()):
+        tags = {"dag_id": dag_id, "task_id": task_id, "topic": topic}
+        Stats.incr(RECORDS_READ, count=int(row["records"] or 0), tags=tags)
+        Stats.gauge(LAG, int(row["lag"] or 0), tags=tags)
+        if row["topic_lag"] is not None:
+            Stats.gauge(TOPIC_LAG, int(row["topic_lag"]), tags=tags)
+
