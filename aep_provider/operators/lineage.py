@@ -80,11 +80,16 @@ def asset_event_extra(summary: Mapping[str, Any], topics: Sequence[str], target:
     """What an ``aep://`` asset event carries: counts, lag left, offset ranges, the source topics."""
     extra: dict[str, Any] = {
         **counts(summary),
-        "lag": int(summary.get("lag") or 0),
+        "mode": summary.get("mode", "drain"),
         "stopped_by": summary.get("stopped_by"),
         "topics": list(topics),
         "offsets": offset_ranges(summary),
     }
+    if summary.get("mode") == "replay":
+        # A replay commits nothing and owns no lag; downstream DAGs see which interval was re-sent.
+        extra["interval"] = summary.get("interval")
+    else:
+        extra["lag"] = int(summary.get("lag") or 0)
     if target is not None:
         extra["inlet_id"] = target.inlet_id
         if target.dataset_id:

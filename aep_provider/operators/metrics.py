@@ -54,7 +54,9 @@ def emit_run_metrics(summary: Mapping[str, Any], *, dag_id: str, task_id: str, t
     :param dag_id: tag ``dag_id``. :param task_id: tag ``task_id``.
     :param topics: the topics the run drained (tag ``topic``).
     """
-    run_tags = {"dag_id": dag_id, "task_id": task_id, "topic": topic_tag(topics)}
+    # mode: "drain" or "replay" (a backfill's re-sends must not read as new traffic).
+    mode = str(summary.get("mode", "drain"))
+    run_tags = {"dag_id": dag_id, "task_id": task_id, "topic": topic_tag(topics), "mode": mode}
     Stats.incr(RUNS, tags={**run_tags, "stopped_by": str(summary.get("stopped_by", "unknown")).replace(" ", "_")})
     for key, name in RUN_COUNTERS.items():
         # Counters are sent even at 0: a dashboard must tell "nothing happened" from "no data".
@@ -70,7 +72,9 @@ def emit_run_metrics(summary: Mapping[str, Any], *, dag_id: str, task_id: str, t
             row["topic_lag"] = (row["topic_lag"] or 0) + int(part["topic_lag"])
     for topic, row in sorted(per_topic.items()):
         tags = {"dag_id": dag_id, "task_id": task_id, "topic": topic}
-        Stats.incr(RECORDS_READ, count=int(row["records"] or 0), tags=tags)
+        Stats.incr(RECORDS_READ, count=int(row["records"] or 0), tags={**tags, "mode": mode})
+        if mode == "replay":
+            continue  # a replay owns no lag: a 0 from it would hide the live drain's
         Stats.gauge(LAG, int(row["lag"] or 0), tags=tags)
         if row["topic_lag"] is not None:
             Stats.gauge(TOPIC_LAG, int(row["topic_lag"]), tags=tags)

@@ -258,3 +258,28 @@ def test_operator_raises_provider_types(aep_conn_id):
 
     with pytest.raises(AEPConfigurationError, match="no_such_conn"):
         KafkaToAEPOperator(task_id="t", topics="x", kafka_config_id="no_such_conn", aep_conn_id=aep_conn_id).execute({})
+
+
+def test_replay_metrics_carry_mode_and_no_lag_gauge(monkeypatch):
+    """A replay's figures are tagged mode=replay and never overwrite the live drain's lag gauge."""
+    from aep_provider.operators import metrics
+
+    sent: list[tuple[str, str, dict]] = []
+    monkeypatch.setattr(metrics.Stats, "incr", lambda name, count=1, tags=None, **kw: sent.append(("incr", name, tags or {})))
+    monkeypatch.setattr(metrics.Stats, "gauge", lambda name, value, tags=None, **kw: sent.append(("gauge", name, tags or {})))
+    monkeypatch.setattr(metrics.Stats, "timing", lambda name, dt, tags=None, **kw: sent.append(("timing", name, tags or {})))
+    summary = {
+        "mode": "replay",
+        "interval": {"start": "2026-11-28T00:00:00Z", "end": "2026-11-29T00:00:00Z"},
+        "delivered": 3,
+        "stopped_by": "end",
+        "seconds": 1.0,
+        "partitions": {"t[0]": {"topic": "t", "partition": 0, "start": 0, "end": 5, "records": 3}},
+    }
+    metrics.emit_run_metrics(summary, dag_id="d", task_id="x", topics=["t"])
+    assert not [name for kind, name, _ in sent if kind == "gauge"]
+    assert all(tags.get("mode") == "replay" for kind, _, tags in sent if kind != "gauge")
+    from aep_provider.operators.lineage import asset_event_extra
+
+    extra = asset_event_extra(summary, ["t"], None)
+    assert extra["mode"] == "replay" and extra["interval"]["start"] == "2026-11-28T00:00:00Z" and "lag" not in extra
