@@ -31,6 +31,8 @@ def reason_class(status: int | None, reason: str) -> str:
     for marker, label in (
         ("not valid UTF-8", "not UTF-8"),
         ("not valid JSON", "invalid JSON"),
+        ("nested too deeply", "nested too deeply"),
+        ("shaping the record raised", "shaper failed"),
         ("not an object", "not a JSON object"),
         ("bytes; AEP accepts at most", "over 1 MB"),
         ("payload callable", "payload callable failed"),
@@ -105,6 +107,10 @@ class RunSummary:
     bytes: int = 0
     seconds: float = 0.0
     stopped_by: str = "end"
+    #: under on_reject="fail": records AEP accepted past the rejected one (a retry sends them again).
+    accepted_past_failure: int = 0
+    #: settled (delivered or dead-lettered) record offsets the run could not commit (sent again next run).
+    uncommitted: int = 0
     partitions: dict[str, PartitionSummary] = field(default_factory=dict)
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     rejection_samples: list[RejectionSample] = field(default_factory=list)
