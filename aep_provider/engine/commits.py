@@ -97,10 +97,11 @@ class AsyncCommitter:
 
     # -- committing ---------------------------------------------------------------------------
 
-    def step(self, consumer: Consumer, targets: Mapping[TopicPartitionKey, int]) -> None:
+    def step(self, consumer: Consumer, targets: Callable[[], Mapping[TopicPartitionKey, int]]) -> None:
         """
-        Apply the answers received, then commit ``targets`` (offsets past what is committed) unless a
-        commit is still outstanding: that one's answer triggers the next (coalescing).
+        Apply the answers received, then commit ``targets()`` (offsets past what is confirmed
+        committed, read after the answers) unless a commit is still outstanding: that one's answer
+        triggers the next (coalescing).
 
         :raises DrainError: a commit answer no retry can fix.
         """
@@ -108,11 +109,12 @@ class AsyncCommitter:
         self.raise_if_failed()
         if self._outstanding is not None:
             return
-        if not targets:
+        todo = targets()
+        if not todo:
             # Everything acknowledged is committed (or waits behind an unsettled offset).
             self._pending_batches = 0
             return
-        offsets = [TopicPartition(t, p, o) for (t, p), o in targets.items()]
+        offsets = [TopicPartition(t, p, o) for (t, p), o in todo.items()]
         try:
             consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as err:
@@ -120,7 +122,7 @@ class AsyncCommitter:
             log.info("Committing to group %r was refused (%s); trying again", self.group, err.args[0].str())
             return
         self.commits += 1
-        self._outstanding = dict(targets)
+        self._outstanding = dict(todo)
         self._outstanding_batches += self._pending_batches
         self._pending_batches = 0
 
@@ -177,7 +179,7 @@ class AsyncCommitter:
         """
         deadline = time.monotonic() + timeout
         while True:
-            self.step(consumer, targets())
+            self.step(consumer, targets)
             if self._outstanding is None and not targets():
                 return
             left = deadline - time.monotonic()
@@ -190,11 +192,20 @@ class AsyncCommitter:
             consumer.poll(min(_FINAL_POLL_SECONDS, left))
 
 
-def commit_targets(states: Mapping[TopicPartitionKey, Any]) -> dict[TopicPartitionKey, int]:
-    """Each partition's settled prefix that lies past its last confirmed commit."""
+def commit_targets(states: Mapping[TopicPartitionKey, Any], *, pin_start: bool = False) -> dict[TopicPartitionKey, int]:
+    """
+    Each partition's settled prefix that lies past its last confirmed commit.
+
+    :param pin_start: also commit the start of partitions the group has no offset for and this
+        run did not move (the final commit does, so that ``auto.offset.reset=latest`` cannot skip
+        what is produced before the next run).
+    """
     out = {}
     for key, st in states.items():
         offset = st.ledger.commit_offset()
-        if st.last_committed is None or offset > st.last_committed:
+        if st.last_committed is None:
+            if offset > st.plan.start or pin_start:
+                out[key] = offset
+        elif offset > st.last_committed:
             out[key] = offset
     return out

@@ -255,6 +255,7 @@ class DrainEngine:
                     wait(list(self._in_flight), timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
                 else:
                     time.sleep(_POLL_SECONDS / 10)
+                self._serve_callbacks(reading)
             if self._dlq:
                 self._dlq.poll()
             self._collect(only_done=True)
@@ -265,6 +266,17 @@ class DrainEngine:
             if now >= next_progress:
                 self._log_progress(now - started)
                 next_progress = now + cfg.progress_interval_seconds
+
+    def _serve_callbacks(self, reading: bool) -> None:
+        """
+        Serve librdkafka's callbacks (commit answers, rebalances) while not consuming: commit
+        answers free the slots of committed batches. A record poll() returns is taken while
+        reading (dropping it would let the commit step over it), else left for the next run.
+        """
+        assert self._consumer is not None
+        msg = self._consumer.poll(0)
+        if msg is not None and reading:
+            self._handle(msg)
 
     def _all_complete(self, now: float) -> bool:
         if self._assigned_at is None:
@@ -524,7 +536,7 @@ class DrainEngine:
         if not self.planner.commit:
             self._committer.forget()
             return
-        self._committer.step(self._consumer, commit_targets(self._states))
+        self._committer.step(self._consumer, lambda: commit_targets(self._states))
 
     def _committed(self, key: TopicPartitionKey, offset: int) -> None:
         """The broker confirmed ``offset`` for ``key`` (an answer to an asynchronous commit)."""
@@ -555,7 +567,7 @@ class DrainEngine:
             return
         self._committer.final(
             self._consumer,
-            lambda: commit_targets(self._states),
+            lambda: commit_targets(self._states, pin_start=True),
             timeout=self.config.kafka_timeout_seconds,
             describe=self._uncommitted,
         )
