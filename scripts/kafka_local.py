@@ -570,7 +570,8 @@ class KafkaBroker:
         if self.process.poll() is None:
             raise KafkaLocalError(f"the broker (pid {self.process.pid}) is still running; halt() it first")
         assert self.fetch is not None
-        check_port_free(self.port)
+        # No check_port_free: the old broker's connections linger in TIME_WAIT, which a plain
+        # bind() counts as taken; Kafka binds with SO_REUSEADDR and gets its port back.
         with open(self.data_dir / CONSOLE_LOG, "ab") as console:
             self.process = subprocess.Popen(
                 self._java_cmd(find_java(), self.fetch.lib_dir, ["kafka.Kafka", str(self.data_dir / "server.properties")]),
