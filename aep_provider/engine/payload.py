@@ -126,6 +126,8 @@ class GuardedShaper:
         return shaped
 
     def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (copy, pickle): never recurse
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
 
