@@ -485,3 +485,36 @@ def test_a_partition_paused_then_handed_back_is_resumed_and_drained():
     assert sorted(set(sender.arrived)) == [b"0:0", b"0:1", b"1:0", b"1:1"]
     assert summary.stopped_by == "end"
     assert summary.partition("t", 0).committed == 2 and summary.partition("t", 1).committed == 2
+
+
+class SlowCommitAnswers(FakeConsumer):
+    """Answers asynchronous commits only every third consume()/poll(): the engine must coalesce meanwhile."""
+
+    def __init__(self, logs):
+        super().__init__(logs)
+        self.outstanding = self.max_outstanding = self.serves = 0
+
+    def commit(self, offsets, asynchronous):
+        if asynchronous:
+            self.outstanding += 1
+            self.max_outstanding = max(self.max_outstanding, self.outstanding)
+        return super().commit(offsets, asynchronous)
+
+    def _serve(self):
+        self.serves += 1
+        if self.serves % 3 == 0:
+            self.outstanding -= len(self._answers)
+            super()._serve()
+
+
+def test_commits_follow_progress_with_at_most_one_outstanding():
+    logs = {p: [f"{p}:{n}".encode() for n in range(200)] for p in range(4)}
+    consumer, sender = SlowCommitAnswers(logs), OrderCheckingSender()
+    summary = _engine(consumer, sender, max_batch_records=10, max_in_flight=3).run()
+    assert summary.delivered == 800
+    assert consumer.max_outstanding == 1
+    assert len(consumer.commits) > 2  # committed as the run went, not only at the end
+    assert consumer.commits[-1] == {p: 200 for p in range(4)} or {
+        p: max(c.get(p, 0) for c in consumer.commits) for p in range(4)
+    } == {p: 200 for p in range(4)}
+    assert all(summary.partition("t", p).committed == 200 for p in range(4))
