@@ -556,6 +556,30 @@ class KafkaBroker:
                 f"{self.ready_timeout:.0f}s ({delivered[0] if delivered else 'no answer'}); see {self.broker_log}"
             )
 
+    def halt(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop the broker process but keep its data dir and ports, for :meth:`resume` (fault tests)."""
+        if self.process is not None and self.process.poll() is None:
+            stop_pid(self.process.pid, timeout, self.log)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=5)
+
+    def resume(self) -> str:
+        """Start the broker again after :meth:`halt`: same port, config and data (no format); wait until it serves."""
+        if self.process is None or self.port is None:
+            raise KafkaLocalError("resume() needs a broker started (and halted) by this object")
+        if self.process.poll() is None:
+            raise KafkaLocalError(f"the broker (pid {self.process.pid}) is still running; halt() it first")
+        assert self.fetch is not None
+        # No check_port_free: the old broker's connections linger in TIME_WAIT, which a plain
+        # bind() counts as taken; Kafka binds with SO_REUSEADDR and gets its port back.
+        with open(self.data_dir / CONSOLE_LOG, "ab") as console:
+            self.process = subprocess.Popen(
+                self._java_cmd(find_java(), self.fetch.lib_dir, ["kafka.Kafka", str(self.data_dir / "server.properties")]),
+                stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+            )  # fmt: skip
+        self._wait_ready()
+        return self.bootstrap
+
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Stop the broker: SIGTERM, then SIGKILL after ``timeout`` seconds. Safe to call twice."""
         if self.process is not None and self.process.poll() is None:

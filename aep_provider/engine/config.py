@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -95,6 +97,13 @@ def producer_config(consumer_conf: Mapping[str, Any]) -> dict[str, Any]:
     return conf
 
 
+#: Defaults shared by :class:`DrainConfig` and the operator (one place, so they cannot drift apart).
+DEFAULT_KAFKA_TIMEOUT_SECONDS = 30.0
+DEFAULT_ASSIGNMENT_TIMEOUT_SECONDS = 60.0
+DEFAULT_STOP_GRACE_SECONDS = 10.0
+DEFAULT_PROGRESS_INTERVAL_SECONDS = 30.0
+
+
 @dataclass(frozen=True)
 class DrainConfig:
     """
@@ -107,8 +116,10 @@ class DrainConfig:
     :param max_run_seconds: stop cleanly after this long; None = no limit.
     :param dlq_topic: topic receiving rejected records; None = apply ``on_reject``.
     :param on_reject: ``fail`` or ``skip`` for rejected records when there is no DLQ.
-    :param commit_interval_seconds: commit acknowledged offsets at least this often.
-    :param kafka_timeout_seconds: bound on each metadata/offset/commit call to the broker.
+    :param commit_interval_seconds: deprecated and ignored: offsets are committed as soon as
+        they advance (asynchronously, one commit outstanding at most).
+    :param kafka_timeout_seconds: bound on each metadata/offset call to the broker, on the final
+        commit, on the dead-letter flush and on closing the consumer.
     :param assignment_timeout_seconds: bound on the wait for the first partition assignment.
     :param stop_grace_seconds: how long a stopping run waits for in-flight requests.
     :param progress_interval_seconds: how often per-partition progress is logged.
@@ -121,11 +132,11 @@ class DrainConfig:
     max_run_seconds: float | None = None
     dlq_topic: str | None = None
     on_reject: OnReject = OnReject.FAIL
-    commit_interval_seconds: float = 5.0
-    kafka_timeout_seconds: float = 30.0
-    assignment_timeout_seconds: float = 60.0
-    stop_grace_seconds: float = 30.0
-    progress_interval_seconds: float = 30.0
+    commit_interval_seconds: float | None = None
+    kafka_timeout_seconds: float = DEFAULT_KAFKA_TIMEOUT_SECONDS
+    assignment_timeout_seconds: float = DEFAULT_ASSIGNMENT_TIMEOUT_SECONDS
+    stop_grace_seconds: float = DEFAULT_STOP_GRACE_SECONDS
+    progress_interval_seconds: float = DEFAULT_PROGRESS_INTERVAL_SECONDS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "on_reject", validate_on_reject(self.on_reject))
@@ -136,6 +147,48 @@ class DrainConfig:
             max_records_per_run=self.max_records_per_run,
             max_run_seconds=self.max_run_seconds,
         )
+        validate_timeouts(
+            kafka_timeout_seconds=self.kafka_timeout_seconds,
+            assignment_timeout_seconds=self.assignment_timeout_seconds,
+            stop_grace_seconds=self.stop_grace_seconds,
+            progress_interval_seconds=self.progress_interval_seconds,
+            commit_interval_seconds=self.commit_interval_seconds,
+        )
+
+
+COMMIT_INTERVAL_DEPRECATION = (
+    "commit_interval_seconds is deprecated and ignored: acknowledged offsets are now committed as soon as "
+    "they advance (asynchronously, at most one commit outstanding); remove the argument."
+)
+
+
+def validate_timeouts(
+    *,
+    kafka_timeout_seconds: float,
+    assignment_timeout_seconds: float,
+    stop_grace_seconds: float,
+    progress_interval_seconds: float,
+    commit_interval_seconds: float | None = None,
+) -> None:
+    """
+    Raise ValueError naming the first timeout that is not a finite number in range: a negative or
+    infinite value must never turn into "wait forever" inside librdkafka.
+    """
+    for name, value, allow_zero in (
+        ("kafka_timeout_seconds", kafka_timeout_seconds, False),
+        ("assignment_timeout_seconds", assignment_timeout_seconds, False),
+        ("stop_grace_seconds", stop_grace_seconds, True),
+        ("progress_interval_seconds", progress_interval_seconds, False),
+        ("commit_interval_seconds", commit_interval_seconds, True),
+    ):
+        if value is None and name == "commit_interval_seconds":
+            continue
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or value < 0 or (value == 0 and not allow_zero):
+            kind = "a number >= 0" if allow_zero else "a positive number"
+            raise ValueError(f"{name} must be {kind} of seconds, got {value!r}")
+    if commit_interval_seconds is not None:
+        warnings.warn(COMMIT_INTERVAL_DEPRECATION, DeprecationWarning, stacklevel=4)
 
 
 def validate_on_reject(value: str | OnReject) -> OnReject:

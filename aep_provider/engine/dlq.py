@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, ConfigResource
 
-from aep_provider.engine.errors import DeadLetterError
+from aep_provider.engine.config import client_config
+from aep_provider.engine.errors import DeadLetterError, KafkaSetupError, KafkaUnavailableError
 from aep_provider.engine.payload import KafkaRecord
+
+log = logging.getLogger(__name__)
+
+#: Delivery errors no retry fixes: the dead-letter topic is missing or this client may not write it.
+_UNWRITABLE = frozenset(
+    {
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_TOPIC,
+        KafkaError.MSG_SIZE_TOO_LARGE,
+    }
+)
 
 #: Header names added to each dead-lettered record.
 HEADER_TOPIC = "aep.source.topic"
@@ -52,12 +68,15 @@ class DeadLetterWriter:
         self.topic = topic
         self._producer = Producer(dict(config))
         self._failure: str | None = None
+        self._retryable = True
         self.pending = 0
 
     def send(self, record: KafkaRecord, status: int | None, reason: str, on_done: Callable[[], None]) -> None:
         def report(err: KafkaError | None, _msg: Any) -> None:
             self.pending -= 1
             if err is not None:
+                if self._failure is None:
+                    self._retryable = err.code() not in _UNWRITABLE
                 self._failure = self._failure or (
                     f"writing {record.topic}[{record.partition}]@{record.offset} to dead-letter topic "
                     f"{self.topic!r} failed: {err.str()}"
@@ -99,4 +118,68 @@ class DeadLetterWriter:
 
     def raise_if_failed(self) -> None:
         if self._failure:
-            raise DeadLetterError(self._failure)
+            raise DeadLetterError(self._failure, retryable=self._retryable)
+
+
+def _max_message_bytes(admin: AdminClient, topics: Sequence[str], timeout: float) -> dict[str, int]:
+    """Each topic's ``max.message.bytes`` (topics whose config cannot be described are left out)."""
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, t) for t in topics]
+    out: dict[str, int] = {}
+    for resource, future in admin.describe_configs(resources, request_timeout=timeout).items():
+        try:
+            entries = future.result(timeout=timeout + 1)
+            out[resource.name] = int(entries["max.message.bytes"].value)
+        except (KafkaException, KeyError, ValueError, TypeError, TimeoutError) as err:
+            log.debug("Could not describe max.message.bytes of %r: %s", resource.name, err)
+    return out
+
+
+def check_dead_letter_topic(
+    consumer_conf: Mapping[str, Any], topic: str, sources: Sequence[str], *, timeout: float
+) -> None:
+    """
+    Before the first record: the dead-letter topic exists and is visible to this client, and its
+    ``max.message.bytes`` is at least the source topics' (what may be dead-lettered), else a WARNING.
+
+    A missing or forbidden topic needs a person, so it fails without retries, naming the topic.
+
+    :raises KafkaSetupError: missing or not accessible (``retryable=False``).
+    :raises KafkaUnavailableError: the broker did not answer within ``timeout``.
+    """
+    bootstrap = consumer_conf.get("bootstrap.servers")
+    admin = AdminClient(client_config(consumer_conf))
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except KafkaException as err:
+        raise KafkaUnavailableError(
+            f"Kafka at bootstrap.servers={bootstrap!r} did not answer within {timeout:g}s while checking "
+            f"dead-letter topic {topic!r} ({err.args[0].str()})"
+        ) from None
+    meta = metadata.topics.get(topic)
+    if meta is None or meta.error is not None or not meta.partitions:
+        reason = meta.error.str() if meta is not None and meta.error is not None else "it does not exist"
+        raise KafkaSetupError(
+            f"dead-letter topic {topic!r} cannot be used at bootstrap.servers={bootstrap!r}: {reason}; "
+            "create it (with max.message.bytes at least that of the source topics) and grant this client "
+            "WRITE on it, or remove dlq_topic.",
+            retryable=False,
+        )
+    sizes = _max_message_bytes(admin, [topic, *sources], timeout)
+    dlq_size = sizes.get(topic)
+    if dlq_size is None:
+        log.warning(
+            "Could not read max.message.bytes of dead-letter topic %r (no DESCRIBE_CONFIGS access?); "
+            "a rejected record larger than it allows fails the run",
+            topic,
+        )
+        return
+    larger = {t: n for t, n in sizes.items() if t != topic and n > dlq_size}
+    if larger:
+        log.warning(
+            "Dead-letter topic %r accepts records up to max.message.bytes=%d, but %s; a rejected record "
+            "larger than that cannot be dead-lettered and fails the run: raise the dead-letter topic's "
+            "max.message.bytes.",
+            topic,
+            dlq_size,
+            ", ".join(f"{t} allows {n}" for t, n in sorted(larger.items())),
+        )

@@ -15,12 +15,13 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from aep_provider.aep.errors import AEPError, AEPUnavailableError
 from aep_provider.aep.results import BatchResult, Outcome
 from aep_provider.engine.batching import Batch, Batcher
+from aep_provider.engine.commits import REBALANCING_COMMIT_ERRORS, AsyncCommitter, commit_targets
 from aep_provider.engine.config import DrainConfig, OnReject, producer_config
-from aep_provider.engine.dlq import DeadLetterWriter
+from aep_provider.engine.dlq import DeadLetterWriter, check_dead_letter_topic
 from aep_provider.engine.errors import DrainError, KafkaSetupError, KafkaUnavailableError, RecordRejectedError, ReplayError
 from aep_provider.engine.group import GroupWatcher
 from aep_provider.engine.ledger import PartitionLedger
-from aep_provider.engine.payload import KafkaRecord, PassthroughShaper, PayloadShaper
+from aep_provider.engine.payload import GuardedShaper, KafkaRecord, PassthroughShaper, PayloadShaper
 from aep_provider.engine.plan import GroupOffsetsPlanner, PartitionPlan, Planner, Watermarks, snapshot
 from aep_provider.engine.summary import PartitionSummary, RunSummary, shorten
 
@@ -42,12 +43,8 @@ _COOPERATIVE_EMPTY_GRACE_SECONDS = 2.0
 #: How often an instance without partitions asks the group whether the handover is over.
 _GROUP_CHECK_INTERVAL_SECONDS = 1.0
 
-#: Commit answers meaning "the group is between generations": a commit sent with the old
-#: generation while another member joins or leaves. The offsets stay acknowledged and are
-#: committed again once the rebalance is over (librdkafka does not retry these itself).
-_REBALANCING_COMMIT_ERRORS = frozenset(
-    {KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID}
-)
+#: Commit answers meaning "the group is between generations" (see :mod:`~aep_provider.engine.commits`).
+_REBALANCING_COMMIT_ERRORS = REBALANCING_COMMIT_ERRORS
 
 
 class Sender(Protocol):
@@ -100,7 +97,8 @@ class DrainEngine:
         self.config = config or DrainConfig()
         self.consumer_conf = dict(consumer_conf)
         self.sender = sender
-        self.shaper = shaper or PassthroughShaper()
+        # Whatever one record makes the shaper raise rejects that record, never the run.
+        self.shaper = GuardedShaper(shaper or PassthroughShaper())
         self.planner = planner or GroupOffsetsPlanner(
             reset=str(self.consumer_conf.get("auto.offset.reset", "earliest")),
             timeout=self.config.kafka_timeout_seconds,
@@ -136,6 +134,7 @@ class DrainEngine:
         self._closing = False
         self._group = GroupWatcher(self.consumer_conf, timeout=min(self.config.kafka_timeout_seconds, 5.0))
         self._next_group_check = 0.0
+        self._committer = AsyncCommitter(str(self.consumer_conf.get("group.id")), self._committed)
 
     # -- public -------------------------------------------------------------------------
 
@@ -147,7 +146,7 @@ class DrainEngine:
         """Drain to the snapshot end (or a limit), commit, close; return the summary or raise :class:`DrainError`."""
         started = time.monotonic()
         try:
-            self._consumer = self._consumer_factory(dict(self.consumer_conf))
+            self._consumer = self._consumer_factory({**self.consumer_conf, "on_commit": self._committer.on_commit})
         except (KafkaException, TypeError, ValueError) as err:
             detail = err.args[0].str() if isinstance(err, KafkaException) else str(err)
             raise KafkaSetupError(f"the Kafka consumer configuration is invalid: {detail}") from None
@@ -157,6 +156,9 @@ class DrainEngine:
                 self._consumer, self.topics, timeout=self.config.kafka_timeout_seconds, bootstrap=self._bootstrap
             )
             if self.config.dlq_topic:
+                check_dead_letter_topic(
+                    self.consumer_conf, self.config.dlq_topic, self.topics, timeout=self.config.kafka_timeout_seconds
+                )
                 dlq_conf = producer_config(self.consumer_conf)
                 dlq_conf["message.timeout.ms"] = int(self.config.kafka_timeout_seconds * 1000)
                 self._dlq = DeadLetterWriter(dlq_conf, self.config.dlq_topic)
@@ -181,9 +183,16 @@ class DrainEngine:
             self._failure = self._failure or DrainError(
                 f"Kafka failed while draining {', '.join(self.topics)} (bootstrap.servers={self._bootstrap!r}): {err.args[0].str()}"
             )
+        except Exception as err:  # a bug: fail the run, but still settle, commit and close (bounded)
+            log.exception("Unexpected error in the drain engine")
+            self._failure = self._failure or DrainError(
+                f"the drain engine failed unexpectedly ({type(err).__name__}: {err}); this is a bug in aep-provider, "
+                "please report it with the task log. Offsets are committed up to what AEP acknowledged.",
+                retryable=False,
+            )
         finally:
             if self._rejected is not None:
-                self._failure = self._rejected
+                self._failure = self._rejected_failure()
             self._finish(started)
             pool.shutdown(wait=False, cancel_futures=True)
         if self._failure is None and not self.planner.commit and self.summary.stopped_by != "end":
@@ -213,7 +222,7 @@ class DrainEngine:
         # A broker that stops answering mid-run must not keep the run alive: bound the wait for
         # anything (records, end of partition, rebalance) to arrive while partitions remain.
         stall_seconds = cfg.kafka_timeout_seconds + cfg.stop_grace_seconds
-        next_commit = next_progress = self._last_progress = time.monotonic()
+        next_progress = self._last_progress = time.monotonic()
         while self._failure is None:
             now = time.monotonic()
             if self._stop.is_set():
@@ -262,17 +271,28 @@ class DrainEngine:
                     wait(list(self._in_flight), timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
                 else:
                     time.sleep(_POLL_SECONDS / 10)
+                self._serve_callbacks(reading)
             if self._dlq:
                 self._dlq.poll()
             self._collect(only_done=True)
             self._dispatch(pool, flush=got_all or not reading)
+            # As soon as a prefix advances, asynchronously; coalesced while one commit is outstanding.
+            self._commit_step()
             now = time.monotonic()
-            if now >= next_commit:
-                self._commit()
-                next_commit = now + cfg.commit_interval_seconds
             if now >= next_progress:
                 self._log_progress(now - started)
                 next_progress = now + cfg.progress_interval_seconds
+
+    def _serve_callbacks(self, reading: bool) -> None:
+        """
+        Serve librdkafka's callbacks (commit answers, rebalances) while not consuming: commit
+        answers free the slots of committed batches. A record poll() returns is taken while
+        reading (dropping it would let the commit step over it), else left for the next run.
+        """
+        assert self._consumer is not None
+        msg = self._consumer.poll(0)
+        if msg is not None and reading:
+            self._handle(msg)
 
     def _all_complete(self, now: float) -> bool:
         if self._assigned_at is None:
@@ -410,7 +430,9 @@ class DrainEngine:
     # -- sending ------------------------------------------------------------------------
 
     def _dispatch(self, pool: ThreadPoolExecutor, *, flush: bool) -> None:
-        while self._failure is None and len(self._in_flight) < self.config.max_in_flight:
+        # Batches AEP acknowledged but whose offsets are not confirmed committed still count: that
+        # bounds what a crash re-sends to max_in_flight x max_batch_records.
+        while self._failure is None and len(self._in_flight) + self._committer.held < self.config.max_in_flight:
             batch = self._batcher.next_batch(self._busy, only_full=not flush)
             if batch is None:
                 return
@@ -432,6 +454,7 @@ class DrainEngine:
             batch, states = self._in_flight.pop(future)
             self._busy -= batch.partitions
             self._apply(future, batch, states)
+            self._committer.batch_settled()
 
     def _apply(self, future: Future[BatchResult], batch: Batch, states: dict[TopicPartitionKey, _PartitionState]) -> None:
         parts = ", ".join(f"{t}[{p}]" for t, p in sorted(batch.partitions))
@@ -481,6 +504,10 @@ class DrainEngine:
             if res.outcome is Outcome.ACCEPTED:
                 s.delivered += 1
                 st.ledger.settle(item.offset)
+                rejected = self._rejected
+                if rejected is not None and item.tp == (rejected.topic, rejected.partition) and item.offset > rejected.offset:
+                    # Delivered, but past the uncommittable rejected offset: a retry sends it again.
+                    s.accepted_past_failure += 1
             elif res.outcome is Outcome.REJECTED:
                 assert isinstance(item.record, KafkaRecord)
                 self._reject(st, item.record, res.status, res.message or "rejected by AEP")
@@ -536,20 +563,65 @@ class DrainEngine:
             st.summary.committed = tp.offset
         return True
 
+    def _commit_step(self) -> None:
+        """Commit what advanced, asynchronously (one commit outstanding at most)."""
+        if self._consumer is None:
+            return
+        if not self.planner.commit:
+            self._committer.forget()
+            return
+        self._committer.step(self._consumer, lambda: commit_targets(self._states))
+
+    def _committed(self, key: TopicPartitionKey, offset: int) -> None:
+        """The broker confirmed ``offset`` for ``key`` (an answer to an asynchronous commit)."""
+        st = self._states.get(key)
+        if st is not None and (st.last_committed is None or offset > st.last_committed):
+            st.last_committed = offset
+        summary = self.summary.partition(*key)
+        if summary is not None and (summary.committed is None or offset > summary.committed):
+            summary.committed = offset
+
+    def _uncommitted(self) -> str:
+        """What was delivered (or dead-lettered) but is not committed, per partition, for error messages."""
+        gaps = []
+        total = 0
+        for key, st in sorted(self._states.items()):
+            offset = st.ledger.commit_offset()
+            since = st.last_committed if st.last_committed is not None else st.plan.start
+            if offset > since:
+                gaps.append(f"{key[0]}[{key[1]}] {since}->{offset}")
+                total += offset - since
+        self.summary.uncommitted = total
+        return f"{total} settled record offset(s) are not committed ({', '.join(gaps) or 'none'})"
+
     def _final_commit(self) -> None:
-        """Commit what was acknowledged; while the group rebalances, let it finish (bounded) and commit again."""
+        """Commit what was acknowledged, bounded by ``kafka_timeout_seconds`` (a sync commit has no timeout)."""
         assert self._consumer is not None
-        deadline = time.monotonic() + self.config.kafka_timeout_seconds
-        while not self._commit():
-            if time.monotonic() >= deadline:
-                raise DrainError(
-                    f"group {self.consumer_conf.get('group.id')!r} was still rebalancing after "
-                    f"{self.config.kafka_timeout_seconds:g}s, so the acknowledged offsets were not committed; "
-                    "the next run sends those records again."
-                )
-            # poll() serves the rebalance (the callbacks commit what they hand over); a record it
-            # returns is past what this run acknowledged, and is simply not taken.
-            self._consumer.poll(_POLL_SECONDS)
+        if not self.planner.commit:
+            return
+        self._committer.final(
+            self._consumer,
+            lambda: commit_targets(self._states, pin_start=True),
+            timeout=self.config.kafka_timeout_seconds,
+            describe=self._uncommitted,
+        )
+
+    def _rejected_failure(self) -> DrainError:
+        """The on_reject="fail" error, saying how many records AEP accepted past it (a retry re-sends them)."""
+        rejected = self._rejected
+        assert rejected is not None
+        past = self.summary.accepted_past_failure
+        if not past:
+            return rejected
+        err = RecordRejectedError(
+            f"{rejected} {past} record(s) of {rejected.topic}[{rejected.partition}] after offset {rejected.offset} "
+            "were accepted by AEP in the same request; they cannot be committed past the rejected record and a "
+            "retry sends them again.",
+            topic=rejected.topic,
+            partition=rejected.partition,
+            offset=rejected.offset,
+        )
+        return err
 
     # -- rebalancing --------------------------------------------------------------------
 
@@ -714,10 +786,7 @@ class DrainEngine:
         self.summary.seconds = time.monotonic() - started
         self._closing = True
         if self._consumer is not None:
-            try:
-                self._consumer.close()
-            except (KafkaException, RuntimeError) as err:
-                log.warning("Closing the Kafka consumer failed: %s", err)
+            close_bounded(self._consumer, self.config.kafka_timeout_seconds, self._bootstrap)
 
     def _read_topic_ends(self) -> None:
         """Best effort: each partition's current end offset, so the summary tells how far the group is behind."""
@@ -753,6 +822,36 @@ class DrainEngine:
                 100.0 * done / span,
                 st.summary.records / elapsed if elapsed > 0 else 0.0,
             )
+
+
+def close_bounded(consumer: Consumer, timeout: float, bootstrap: str) -> bool:
+    """
+    ``consumer.close()`` with a bound: it leaves the group, which waits on a coordinator that may
+    have gone silent. Run in a daemon thread; past ``timeout`` it is abandoned (the process exit
+    ends it; the group drops the member after ``session.timeout.ms``). Return True when it closed.
+    """
+    errors: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            consumer.close()
+        except (KafkaException, RuntimeError) as err:
+            errors.append(err)
+
+    closer = threading.Thread(target=close, name="aep-kafka-close", daemon=True)
+    closer.start()
+    closer.join(timeout)
+    if closer.is_alive():
+        log.warning(
+            "Closing the Kafka consumer (bootstrap.servers=%s) did not finish within %gs; abandoned "
+            "(the group removes this member after session.timeout.ms)",
+            bootstrap,
+            timeout,
+        )
+        return False
+    if errors:
+        log.warning("Closing the Kafka consumer failed: %s", errors[0])
+    return not errors
 
 
 def run_drain(

@@ -66,6 +66,9 @@ def _decode_object(value: bytes) -> dict[str, Any]:
         obj = _STRICT_JSON.decode(text)
     except json.JSONDecodeError as err:
         raise ValueError(f"value is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+    except RecursionError:
+        # Python's decoder recurses per nesting level: ~1,000 levels exhaust the stack.
+        raise ValueError("value is JSON nested too deeply to parse (Python's recursion limit)") from None
     if not isinstance(obj, dict):
         raise ValueError(f"value is JSON {type(obj).__name__}, not an object")
     return obj
@@ -98,6 +101,34 @@ class PayloadShaper:
 
     def build(self, record: KafkaRecord) -> Shaped:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+class GuardedShaper:
+    """
+    Wraps any shaper so that whatever one record makes it raise becomes that record's rejection.
+
+    Decoding, validating and shaping only look at one record: an exception there (a
+    ``RecursionError`` from deep nesting, a bug in a custom shaper, anything a payload callable
+    raises) concerns that record, so it goes to the DLQ / ``on_reject`` instead of stopping every
+    run at the same offset (a poison pill).
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def shape(self, record: KafkaRecord) -> Shaped:
+        try:
+            shaped = self.inner.shape(record)
+        except Exception as err:
+            return Shaped(reject_reason=f"shaping the record raised {type(err).__name__}: {str(err)[:200]}")
+        if not isinstance(shaped, Shaped):
+            return Shaped(reject_reason=f"the shaper returned {type(shaped).__name__}, not Shaped")
+        return shaped
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (copy, pickle): never recurse
+            raise AttributeError(name)
+        return getattr(self.inner, name)
 
 
 class PassthroughShaper(PayloadShaper):
@@ -169,7 +200,7 @@ class CallableShaper(PayloadShaper):
             return Shaped(reject_reason=f"payload callable returned {type(message).__name__}, not a dict or None")
         try:
             encoded = _encode(message)
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, RecursionError) as err:
             return Shaped(reject_reason=f"payload callable returned a dict that is not JSON-serialisable: {err}")
         return _size_guard(encoded)
 

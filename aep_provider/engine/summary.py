@@ -31,6 +31,8 @@ def reason_class(status: int | None, reason: str) -> str:
     for marker, label in (
         ("not valid UTF-8", "not UTF-8"),
         ("not valid JSON", "invalid JSON"),
+        ("nested too deeply", "nested too deeply"),
+        ("shaping the record raised", "shaper failed"),
         ("not an object", "not a JSON object"),
         ("bytes; AEP accepts at most", "over 1 MB"),
         ("payload callable", "payload callable failed"),
@@ -42,6 +44,8 @@ def reason_class(status: int | None, reason: str) -> str:
 
 #: Keys of the XCom that only a replay fills in.
 _REPLAY_RUN_KEYS = ("interval", "filtered_by_timestamp", "left_to_live_drain")
+#: Keys of the XCom that mean nothing for a replay (it commits nothing).
+_DRAIN_ONLY_RUN_KEYS = ("uncommitted",)
 _REPLAY_PARTITION_KEYS = ("replayed", "send_until", "filtered_by_timestamp", "left_to_live_drain", "retention_note")
 #: Keys of a partition's XCom entry that mean nothing for a replay (it commits nothing, owns no lag).
 _DRAIN_ONLY_PARTITION_KEYS = ("committed", "lost_to_retention", "lag", "topic_end", "topic_lag", "handed_over")
@@ -138,6 +142,10 @@ class RunSummary:
     bytes: int = 0
     seconds: float = 0.0
     stopped_by: str = "end"
+    #: under on_reject="fail": records AEP accepted past the rejected one (a retry sends them again).
+    accepted_past_failure: int = 0
+    #: settled (delivered or dead-lettered) record offsets the run could not commit (sent again next run).
+    uncommitted: int = 0
     partitions: dict[str, PartitionSummary] = field(default_factory=dict)
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     rejection_samples: list[RejectionSample] = field(default_factory=list)
@@ -169,7 +177,7 @@ class RunSummary:
     def to_dict(self) -> dict[str, Any]:
         """The XCom: a drain's summary leaves out the replay-only keys, a replay's the lag (it is not its to report)."""
         replay = self.mode == "replay"
-        data = _without(asdict(self), () if replay else _REPLAY_RUN_KEYS)
+        data = _without(asdict(self), _DRAIN_ONLY_RUN_KEYS if replay else _REPLAY_RUN_KEYS)
         data["seconds"] = round(self.seconds, 3)
         if not replay:
             data["lag"] = self.lag

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -11,11 +13,23 @@ from airflow.sdk.log import mask_secret
 
 from aep_provider.aep.errors import AEPError
 from aep_provider.aep.results import MAX_REQUEST_BYTES
-from aep_provider.engine.config import DrainConfig, consumer_config, validate_limits, validate_on_reject
+from aep_provider.engine.config import (
+    COMMIT_INTERVAL_DEPRECATION,
+    DEFAULT_ASSIGNMENT_TIMEOUT_SECONDS,
+    DEFAULT_KAFKA_TIMEOUT_SECONDS,
+    DEFAULT_PROGRESS_INTERVAL_SECONDS,
+    DEFAULT_STOP_GRACE_SECONDS,
+    DrainConfig,
+    consumer_config,
+    validate_limits,
+    validate_on_reject,
+    validate_timeouts,
+)
 from aep_provider.engine.drain import DrainEngine
 from aep_provider.engine.errors import DrainError
 from aep_provider.engine.payload import make_shaper
 from aep_provider.engine.replay import DEFAULT_LATENESS_SECONDS, ReplayPlanner, parse_scope
+from aep_provider.engine.summary import RunSummary
 from aep_provider.exceptions import AEPConfigurationError, task_error
 from aep_provider.operators.run_mode import replay_window, validate_mode
 from aep_provider.hooks.aep import AEPStreamingHook
@@ -37,8 +51,17 @@ class KafkaToAEPOperator(BaseOperator):
 
     Each run reads every partition assigned to it from the consumer group's committed offset up
     to the end offset snapshotted when the run started, sends the records in bounded batches and
-    commits the contiguous acknowledged (or dead-lettered) prefix. The run then ends; records
-    produced meanwhile wait for the next run. Returns the run summary (XCom).
+    commits the contiguous acknowledged (or dead-lettered) prefix as soon as it advances
+    (asynchronously, one commit outstanding at most). The run then ends; records produced
+    meanwhile wait for the next run. Returns the run summary (XCom).
+
+    Delivery is at least once. After a crash (SIGKILL, lost worker) the next run sends again at
+    most ``max_in_flight × max_batch_records`` records: the requests in flight plus the batches
+    AEP acknowledged whose commit the broker had not yet confirmed, which count against
+    ``max_in_flight`` (plus, with ``dlq_topic``, records behind a dead-letter write not yet
+    acknowledged). ``execution_timeout``, SIGTERM and "mark failed" stop the drain cleanly: no new
+    requests, in-flight ones settled within ``stop_grace_seconds``, acknowledged offsets committed
+    (within ``kafka_timeout_seconds``), the summary pushed as XCom ``summary``.
 
     A ``backfill`` run (and any run given ``replay_start``/``replay_end``) is a *replay* instead:
     it maps its data interval to offsets with the broker's timestamp index, sends the records
@@ -63,8 +86,9 @@ class KafkaToAEPOperator(BaseOperator):
     :param dlq_topic: topic receiving rejected records (headers say why). (templated)
     :param on_reject: without a DLQ: ``"fail"`` the run at a rejected record, or ``"skip"`` it.
     :param kafka_config_overrides: confluent-kafka settings merged over the connection's extra. (templated)
-    :param commit_interval_seconds: commit acknowledged offsets at least this often.
-    :param kafka_timeout_seconds: bound on each broker call (metadata, offsets, commit).
+    :param commit_interval_seconds: deprecated and ignored (offsets are committed as they advance).
+    :param kafka_timeout_seconds: bound on each broker call (metadata, offsets), on the final
+        commit, on closing the consumer; a positive number.
     :param assignment_timeout_seconds: bound on the wait for the group to assign partitions.
     :param stop_grace_seconds: how long a stopping run waits for requests in flight.
     :param progress_interval_seconds: how often progress per partition is logged.
@@ -124,11 +148,11 @@ class KafkaToAEPOperator(BaseOperator):
         dlq_topic: str | None = None,
         on_reject: str = "fail",
         kafka_config_overrides: dict[str, Any] | None = None,
-        commit_interval_seconds: float = 5.0,
-        kafka_timeout_seconds: float = 30.0,
-        assignment_timeout_seconds: float = 60.0,
-        stop_grace_seconds: float = 10.0,
-        progress_interval_seconds: float = 30.0,
+        commit_interval_seconds: float | None = None,
+        kafka_timeout_seconds: float = DEFAULT_KAFKA_TIMEOUT_SECONDS,
+        assignment_timeout_seconds: float = DEFAULT_ASSIGNMENT_TIMEOUT_SECONDS,
+        stop_grace_seconds: float = DEFAULT_STOP_GRACE_SECONDS,
+        progress_interval_seconds: float = DEFAULT_PROGRESS_INTERVAL_SECONDS,
         mode: str = "auto",
         replay_start: str | None = None,
         replay_end: str | None = None,
@@ -147,6 +171,14 @@ class KafkaToAEPOperator(BaseOperator):
             max_records_per_run=None if isinstance(max_records_per_run, str) else max_records_per_run,
             max_run_seconds=None if isinstance(max_run_seconds, str) else max_run_seconds,
         )
+        validate_timeouts(
+            kafka_timeout_seconds=kafka_timeout_seconds,
+            assignment_timeout_seconds=assignment_timeout_seconds,
+            stop_grace_seconds=stop_grace_seconds,
+            progress_interval_seconds=progress_interval_seconds,
+        )
+        if commit_interval_seconds is not None:
+            warnings.warn(COMMIT_INTERVAL_DEPRECATION, DeprecationWarning, stacklevel=2)
         self.on_reject = validate_on_reject(on_reject).value
         if not callable(payload) and (not isinstance(payload, str) or (payload not in PAYLOADS and "." not in payload)):
             raise ValueError(
@@ -198,7 +230,6 @@ class KafkaToAEPOperator(BaseOperator):
             max_run_seconds=_optional_number(self.max_run_seconds, float, "max_run_seconds"),
             dlq_topic=self.dlq_topic or None,
             on_reject=self.on_reject,
-            commit_interval_seconds=self.commit_interval_seconds,
             kafka_timeout_seconds=self.kafka_timeout_seconds,
             assignment_timeout_seconds=self.assignment_timeout_seconds,
             stop_grace_seconds=self.stop_grace_seconds,
@@ -236,6 +267,11 @@ class KafkaToAEPOperator(BaseOperator):
             # Provider types (aep_provider.exceptions): retryable ones subclass AirflowException,
             # the rest AirflowFailException, so retry policies can match them by class.
             raise task_error(err) from None
+        except BaseException:
+            # execution_timeout (AirflowTaskTimeout), a termination, or a bug: the drain was stopped
+            # cleanly by _run_engine; keep what it did visible, then let Airflow handle the error.
+            self._push_failed_summary(context)
+            raise
         finally:
             self._after_run(context)
 
@@ -323,9 +359,53 @@ class KafkaToAEPOperator(BaseOperator):
                 shaper=shaper,
                 planner=planner,
             )
-            return self._engine.run().to_dict()
+            return self._run_engine(self._engine).to_dict()
         finally:
             hook.close()
+
+    def _run_engine(self, engine: DrainEngine) -> RunSummary:
+        """
+        Run the drain in a worker thread and wait for it here.
+
+        Airflow raises ``AirflowTaskTimeout`` (execution_timeout) in this, the main thread, at any
+        point, and calls ``on_kill`` only afterwards. Were the drain running here, it would be cut
+        mid-operation (no settle, no commit, no summary); instead the exception lands in the wait
+        below, which stops the drain and waits for its clean, bounded ending before re-raising.
+        """
+        outcome: dict[str, Any] = {}
+
+        def drain() -> None:
+            try:
+                outcome["summary"] = engine.run()
+            except BaseException as err:  # handed to the main thread as is
+                outcome["error"] = err
+
+        worker = threading.Thread(target=drain, name="aep-drain", daemon=True)
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(0.5)
+        except BaseException as interrupt:
+            engine.stop()
+            bound = self._shutdown_bound()
+            self.log.warning(
+                "%s: stopping the drain (no new requests; in-flight ones settled, acknowledged offsets committed; "
+                "at most %.0fs)",
+                type(interrupt).__name__,
+                bound,
+            )
+            worker.join(bound)
+            if worker.is_alive():
+                self.log.warning("The drain did not end within %.0fs; leaving it (uncommitted records are sent again)", bound)
+            engine.summary.stopped_by = f"interrupted ({type(interrupt).__name__})"
+            raise
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["summary"]
+
+    def _shutdown_bound(self) -> float:
+        """Longest a stopped drain takes to end: settle + DLQ flush, final commit, topic ends, close."""
+        return 2 * float(self.stop_grace_seconds) + 2 * float(self.kafka_timeout_seconds) + 10.0
 
     def on_kill(self) -> None:
         """Stop the drain: no new requests, in-flight ones settled (bounded), acknowledged offsets committed."""

@@ -56,6 +56,17 @@ class FakeConsumer:
         self.commits: list[dict[int, int]] = []
         self._on_assign = None
         self._assigned = False
+        self._on_commit = None
+        self._answers: list = []
+
+    def configure(self, conf):
+        """The consumer factory: keep the engine's on_commit callback, as librdkafka would."""
+        self._on_commit = conf.get("on_commit")
+        return self
+
+    def _serve(self):
+        while self._answers:
+            self._on_commit(*self._answers.pop(0))
 
     def list_topics(self, timeout):
         return SimpleNamespace(topics={"t": SimpleNamespace(error=None, partitions={p: None for p in self.logs})})
@@ -77,7 +88,13 @@ class FakeConsumer:
     def pause(self, tps):
         pass
 
+    def poll(self, timeout):
+        self._serve()
+        time.sleep(min(timeout, 0.01))
+        return None
+
     def consume(self, num_messages, timeout):
+        self._serve()
         if not self._assigned:
             self._assigned = True
             self._on_assign(self, [TopicPartition("t", p) for p in self.logs])
@@ -97,6 +114,9 @@ class FakeConsumer:
 
     def commit(self, offsets, asynchronous):
         self.commits.append({tp.partition: tp.offset for tp in offsets})
+        if asynchronous:
+            self._answers.append((None, [TopicPartition(tp.topic, tp.partition, tp.offset) for tp in offsets]))
+            return None
         return offsets
 
     def close(self):
@@ -143,7 +163,7 @@ def _engine(consumer, sender, **cfg):
         sender=sender,
         shaper=RawShaper(),
         config=DrainConfig(**cfg),
-        consumer_factory=lambda _conf: consumer,
+        consumer_factory=consumer.configure,
     )
 
 
@@ -235,7 +255,7 @@ def test_summary_counts_rejections_by_reason_keeps_bounded_samples_and_reports_t
         topics=["t"],
         sender=Rejecting400Sender(),
         config=DrainConfig(on_reject="skip"),
-        consumer_factory=lambda _conf: consumer,
+        consumer_factory=consumer.configure,
     )
     with caplog.at_level(logging.INFO, logger="aep_provider.engine"):
         data = engine.run().to_dict()
@@ -357,14 +377,18 @@ class RebalancingCommitConsumer(FakeConsumer):
     def commit(self, offsets, asynchronous):
         if self.refusals > 0:
             self.refusals -= 1
+            # An asynchronous commit is answered through on_commit, like librdkafka does.
             if self.per_partition:
-                return [_with_error(tp, KafkaError.REBALANCE_IN_PROGRESS) for tp in offsets]
-            raise KafkaException(KafkaError(KafkaError.ILLEGAL_GENERATION, "Commit failed: Broker: Specified group generation id is not valid"))
+                self._answers.append((None, [_with_error(tp, KafkaError.REBALANCE_IN_PROGRESS) for tp in offsets]))
+            else:
+                error = KafkaError(KafkaError.ILLEGAL_GENERATION, "Commit failed: Broker: Specified group generation id is not valid")
+                self._answers.append((error, [TopicPartition(tp.topic, tp.partition, tp.offset) for tp in offsets]))
+            return None
         return super().commit(offsets, asynchronous)
 
     def poll(self, timeout):
         self.polls += 1
-        return None
+        return super().poll(timeout)
 
 
 def _with_error(tp: TopicPartition, code: int) -> SimpleNamespace:
@@ -383,7 +407,9 @@ def test_a_commit_refused_during_a_rebalance_is_made_once_the_group_settles(per_
 
 def test_a_group_rebalancing_past_the_timeout_fails_the_run_with_a_clear_error():
     consumer = RebalancingCommitConsumer({0: [b"0:0"]}, refusals=10**9, per_partition=False)
-    with pytest.raises(DrainError, match=r"group 'g' was still rebalancing after 0.3s.*next run sends those records again"):
+    with pytest.raises(
+        DrainError, match=r"group 'g' did not confirm the final commit within 0.3s.*t\[0\] 0->1.*sent again by the next run"
+    ):
         _engine(consumer, OrderCheckingSender(), kafka_timeout_seconds=0.3).run()
     assert consumer.commits == []
 
@@ -423,9 +449,6 @@ class ReassigningConsumer(FakeConsumer):
             return [_with_error(tp, KafkaError.REBALANCE_IN_PROGRESS) for tp in offsets]
         return super().commit(offsets, asynchronous)
 
-    def poll(self, timeout):
-        return None
-
     def consume(self, num_messages, timeout):
         self.steps += 1
         if self.steps == 1:
@@ -462,3 +485,36 @@ def test_a_partition_paused_then_handed_back_is_resumed_and_drained():
     assert sorted(set(sender.arrived)) == [b"0:0", b"0:1", b"1:0", b"1:1"]
     assert summary.stopped_by == "end"
     assert summary.partition("t", 0).committed == 2 and summary.partition("t", 1).committed == 2
+
+
+class SlowCommitAnswers(FakeConsumer):
+    """Answers asynchronous commits only every third consume()/poll(): the engine must coalesce meanwhile."""
+
+    def __init__(self, logs):
+        super().__init__(logs)
+        self.outstanding = self.max_outstanding = self.serves = 0
+
+    def commit(self, offsets, asynchronous):
+        if asynchronous:
+            self.outstanding += 1
+            self.max_outstanding = max(self.max_outstanding, self.outstanding)
+        return super().commit(offsets, asynchronous)
+
+    def _serve(self):
+        self.serves += 1
+        if self.serves % 3 == 0:
+            self.outstanding -= len(self._answers)
+            super()._serve()
+
+
+def test_commits_follow_progress_with_at_most_one_outstanding():
+    logs = {p: [f"{p}:{n}".encode() for n in range(200)] for p in range(4)}
+    consumer, sender = SlowCommitAnswers(logs), OrderCheckingSender()
+    summary = _engine(consumer, sender, max_batch_records=10, max_in_flight=3).run()
+    assert summary.delivered == 800
+    assert consumer.max_outstanding == 1
+    assert len(consumer.commits) > 2  # committed as the run went, not only at the end
+    assert consumer.commits[-1] == {p: 200 for p in range(4)} or {
+        p: max(c.get(p, 0) for c in consumer.commits) for p in range(4)
+    } == {p: 200 for p in range(4)}
+    assert all(summary.partition("t", p).committed == 200 for p in range(4))

@@ -22,7 +22,13 @@ def compose() -> dict:
 
 
 def host_ports(service: dict) -> set[int]:
-    return {int(str(mapping).split(":")[0]) for mapping in service.get("ports", [])}
+    """Published host ports; each must be bound to 127.0.0.1 (Kafka has no authentication)."""
+    ports = set()
+    for mapping in service.get("ports", []):
+        host_ip, host_port, _container = str(mapping).split(":")
+        assert host_ip == "127.0.0.1", f"{mapping} publishes on every interface of the host"
+        ports.add(int(host_port))
+    return ports
 
 
 def test_services_and_ports_match_the_local_stack(compose):

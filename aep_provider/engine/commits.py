@@ -1,0 +1,211 @@
+"""Asynchronous, coalesced offset commits whose completion is known, so every wait on them is bounded."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from aep_provider.engine.errors import DrainError, KafkaSetupError
+
+log = logging.getLogger(__name__)
+
+TopicPartitionKey = tuple[str, int]
+
+#: Commit answers meaning "the group is between generations": the offsets stay acknowledged and
+#: are committed again once the rebalance is over (librdkafka does not retry these itself).
+REBALANCING_COMMIT_ERRORS = frozenset(
+    {KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID}
+)
+
+#: Answers no later commit can fix: the run fails without retries.
+_FATAL_COMMIT_ERRORS = frozenset(
+    {
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.OFFSET_METADATA_TOO_LARGE,
+        KafkaError.INVALID_COMMIT_OFFSET_SIZE,
+    }
+)
+
+#: How long one poll() may block while the final commit waits for its answer.
+_FINAL_POLL_SECONDS = 0.1
+
+Answer = tuple["KafkaError | None", "list[tuple[str, int, int, KafkaError | None]]"]
+
+
+class AsyncCommitter:
+    """
+    At most one asynchronous commit outstanding; what settles meanwhile waits for the next one.
+
+    librdkafka answers an asynchronous commit through the consumer's ``on_commit`` callback,
+    served by ``consume()``/``poll()`` on the engine's thread: :meth:`on_commit` only queues the
+    answer, :meth:`step` applies it. A synchronous ``commit()`` has no timeout (librdkafka holds a
+    manual commit while the coordinator is unreachable), so the final commit is an asynchronous
+    one plus a bounded wait for its answer (:meth:`final`).
+
+    The committer also counts *batches* acknowledged by AEP whose offsets are not yet confirmed
+    committed (:attr:`held`): the engine counts them against ``max_in_flight``, which is what
+    bounds the records sent again after a crash to ``max_in_flight × max_batch_records``.
+
+    :param group: the consumer group id (for messages).
+    :param on_committed: called with ``(key, offset)`` for each offset the broker confirmed.
+    """
+
+    def __init__(self, group: str, on_committed: Callable[[TopicPartitionKey, int], None]) -> None:
+        self.group = group
+        self._on_committed = on_committed
+        self._answers: deque[Answer] = deque()
+        self._outstanding: dict[TopicPartitionKey, int] | None = None
+        self._outstanding_batches = 0
+        self._pending_batches = 0
+        self._failure: DrainError | None = None
+        self.commits = 0
+
+    # -- called from librdkafka (on the thread that polls) -----------------------------------
+
+    def on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """The consumer's ``on_commit`` callback: queue the answer (never raise inside librdkafka)."""
+        self._answers.append((err, [(tp.topic, tp.partition, tp.offset, tp.error) for tp in partitions or []]))
+
+    # -- bookkeeping --------------------------------------------------------------------------
+
+    @property
+    def held(self) -> int:
+        """Acknowledged batches not yet confirmed committed (they count as in flight)."""
+        return self._pending_batches + self._outstanding_batches
+
+    @property
+    def outstanding(self) -> bool:
+        return self._outstanding is not None
+
+    def batch_settled(self) -> None:
+        """A batch's results were applied: its offsets wait for the next commit."""
+        self._pending_batches += 1
+
+    def forget(self) -> None:
+        """Nothing is committed by this run (a replay): acknowledged batches hold no slot."""
+        self._pending_batches = self._outstanding_batches = 0
+
+    def raise_if_failed(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    # -- committing ---------------------------------------------------------------------------
+
+    def step(self, consumer: Consumer, targets: Callable[[], Mapping[TopicPartitionKey, int]]) -> None:
+        """
+        Apply the answers received, then commit ``targets()`` (offsets past what is confirmed
+        committed, read after the answers) unless a commit is still outstanding: that one's answer
+        triggers the next (coalescing).
+
+        :raises DrainError: a commit answer no retry can fix.
+        """
+        self._apply_answers()
+        self.raise_if_failed()
+        if self._outstanding is not None:
+            return
+        todo = targets()
+        if not todo:
+            # Everything acknowledged is committed (or waits behind an unsettled offset).
+            self._pending_batches = 0
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in todo.items()]
+        try:
+            consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as err:
+            # E.g. no current assignment during a rebalance: the next step commits again.
+            log.info("Committing to group %r was refused (%s); trying again", self.group, err.args[0].str())
+            return
+        self.commits += 1
+        self._outstanding = dict(todo)
+        self._outstanding_batches += self._pending_batches
+        self._pending_batches = 0
+
+    def _apply_answers(self) -> None:
+        while self._answers:
+            err, parts = self._answers.popleft()
+            mine = self._outstanding is not None and {(t, p): o for t, p, o, _ in parts} == self._outstanding
+            retry = False
+            for topic, partition, offset, perr in parts:
+                code = perr.code() if perr is not None else (err.code() if err is not None else None)
+                if code is None:
+                    self._on_committed((topic, partition), offset)
+                    continue
+                retry = True
+                where = f"{topic}[{partition}]@{offset}"
+                text = perr.str() if perr is not None else err.str()  # type: ignore[union-attr]
+                if code in _FATAL_COMMIT_ERRORS:
+                    self._failure = self._failure or KafkaSetupError(
+                        f"committing {where} to group {self.group!r} was refused: {text}; "
+                        "grant the group's principal READ on the group and topic (or fix the setting), then rerun."
+                    )
+                elif code in REBALANCING_COMMIT_ERRORS:
+                    log.info("Group %r is rebalancing (%s); committing %s again once it settles", self.group, text, where)
+                else:
+                    log.warning("Committing %s to group %r failed (%s); trying again", where, self.group, text)
+            if not parts and err is not None:
+                retry = True
+                log.warning("Committing to group %r failed (%s); trying again", self.group, err.str())
+            if mine:
+                self._outstanding = None
+                if retry:
+                    # Their offsets are not committed: they are held until a later commit confirms them.
+                    self._pending_batches += self._outstanding_batches
+                self._outstanding_batches = 0
+
+    def final(
+        self,
+        consumer: Consumer,
+        targets: Callable[[], Mapping[TopicPartitionKey, int]],
+        *,
+        timeout: float,
+        describe: Callable[[], str],
+    ) -> None:
+        """
+        Commit until nothing acknowledged is left uncommitted, waiting at most ``timeout`` seconds.
+
+        ``poll()`` serves the answers (and a rebalance, whose callbacks commit what they hand
+        over); a record it returns lies past what this run acknowledged and is simply not taken.
+
+        :param targets: what is still to commit, re-read after each answer.
+        :param describe: what was delivered but not committed (for the error).
+        :raises DrainError: the broker did not confirm within ``timeout`` (retryable: the next run
+            sends those records again).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            self.step(consumer, targets)
+            if self._outstanding is None and not targets():
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DrainError(
+                    f"group {self.group!r} did not confirm the final commit within {timeout:g}s "
+                    f"(broker or group coordinator unavailable, or the group rebalancing); {describe()}. "
+                    "Those records were delivered to AEP but will be sent again by the next run."
+                )
+            consumer.poll(min(_FINAL_POLL_SECONDS, left))
+
+
+def commit_targets(states: Mapping[TopicPartitionKey, Any], *, pin_start: bool = False) -> dict[TopicPartitionKey, int]:
+    """
+    Each partition's settled prefix that lies past its last confirmed commit.
+
+    :param pin_start: also commit the start of partitions the group has no offset for and this
+        run did not move (the final commit does, so that ``auto.offset.reset=latest`` cannot skip
+        what is produced before the next run).
+    """
+    out = {}
+    for key, st in states.items():
+        offset = st.ledger.commit_offset()
+        if st.last_committed is None:
+            if offset > st.plan.start or pin_start:
+                out[key] = offset
+        elif offset > st.last_committed:
+            out[key] = offset
+    return out
