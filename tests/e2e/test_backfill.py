@@ -1,5 +1,6 @@
 """
-End to end: backfills from Airflow's REST API replay exactly their data interval.
+End to end: backfills from Airflow's REST API replay exactly their data interval, and a run
+marked failed from the UI/API stops cleanly.
 
 A real ``airflow standalone`` (scheduler, dag-processor, triggerer, API server; SQLite) runs a
 daily DAG against the session broker and the emulator, driven only as a user drives it: the
@@ -63,6 +64,25 @@ with DAG(
 '''
 
 
+KILL_DAG_ID = "e2e_mark_failed"
+KILL_DAG = '''
+import pendulum
+from airflow.sdk import DAG
+
+from aep_provider.operators.kafka_to_aep import KafkaToAEPOperator
+
+with DAG(dag_id="{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False) as dag:
+    KafkaToAEPOperator(
+        task_id="{task_id}",
+        topics="{topic}",
+        kafka_config_overrides={{"group.id": "{group}"}},
+        max_batch_records=50,
+        max_in_flight=1,
+        retries=0,
+    )
+'''
+
+
 def _day(n: int) -> datetime:
     """Midnight UTC ``n`` days ago."""
     return TODAY - n * DAY
@@ -74,7 +94,8 @@ def topic_and_group(kafka_bootstrap: str) -> tuple[str, str]:
     topic = f"e2e.replay-{uuid.uuid4().hex[:8]}"
     from confluent_kafka.admin import NewTopic
 
-    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(timeout=30)
+    for name in (topic, f"{topic}.kill"):
+        admin.create_topics([NewTopic(name, PARTITIONS, 1)])[name].result(timeout=30)
     return topic, f"e2e-replay-{uuid.uuid4().hex[:8]}"
 
 
@@ -86,6 +107,9 @@ def stack(kafka_bootstrap: str, topic_and_group, tmp_path_factory: pytest.TempPa
         textwrap.dedent(
             DAG_TEMPLATE.format(dag_id=DAG_ID, task_id=TASK_ID, topic=topic, group=group, start=_day(6).isoformat())
         )
+    )
+    (dags / f"{KILL_DAG_ID}.py").write_text(
+        KILL_DAG.format(dag_id=KILL_DAG_ID, task_id=TASK_ID, topic=f"{topic}.kill", group=f"{group}-kill")
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("AEP_")}
     stack = DevStack(
@@ -163,8 +187,8 @@ def _backfill(session, stack, day: datetime) -> list[dict]:
     return runs
 
 
-def _summary(session, stack, run_id: str, key: str = "return_value") -> dict:
-    url = f"{stack.api_url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{TASK_ID}/xcomEntries/{key}"
+def _summary(session, stack, run_id: str, key: str = "return_value", dag_id: str = DAG_ID) -> dict:
+    url = f"{stack.api_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{TASK_ID}/xcomEntries/{key}"
     value = _get(session, url, deserialize=True)["value"]
     return value if isinstance(value, dict) else json.loads(value)
 
@@ -251,3 +275,59 @@ def test_backfills_replay_exactly_their_interval(stack: DevStack, topic_and_grou
     assert "gone to retention" in log_text and f"{topic}[0] (log start {day2_starts[0]}" in log_text
     assert _received_ids(stack) == []
     assert committed(kafka_bootstrap, group, topic, PARTITIONS) == offsets
+
+
+@pytest.mark.timeout(600)
+def test_a_run_marked_failed_stops_and_commits_exactly_what_was_delivered(stack: DevStack, topic_and_group, kafka_bootstrap: str):
+    """Mark failed (UI or API) makes Airflow SIGTERM the task: on_kill stops the drain, which commits what AEP accepted."""
+    from aep_provider.emulator import Fault
+    from tests.engine.support import produce
+
+    topic, group = f"{topic_and_group[0]}.kill", f"{topic_and_group[1]}-kill"
+    per_partition = 2000
+    produce(kafka_bootstrap, topic, PARTITIONS, per_partition)
+    emulator = RemoteEmulator(stack.emulator_url)
+    emulator.reset()
+    # 50 records per request, one request at a time, 0.2 s each: the run would take about 25 s.
+    emulator.inject(Fault(delay_seconds=0.2, count=None, endpoint="batch"))
+    session = stack.api_session()
+    stack.unpause_dag(KILL_DAG_ID)
+    resp = session.post(f"{stack.api_url}/api/v2/dags/{KILL_DAG_ID}/dagRuns", json={"logical_date": None}, timeout=60)
+    assert resp.status_code == 200, resp.text
+    run_id = resp.json()["dag_run_id"]
+    deadline = time.monotonic() + WAIT_SECONDS
+    while len(emulator.accepted()) < 300:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the drain did not get going\n{_diagnostics(stack)}")
+        time.sleep(0.5)
+
+    ti_url = f"{stack.api_url}/api/v2/dags/{KILL_DAG_ID}/dagRuns/{run_id}/taskInstances/{TASK_ID}"
+    marked = session.patch(ti_url, json={"new_state": "failed"}, timeout=60)
+    assert marked.status_code == 200, marked.text
+    log_url = f"{ti_url}/logs/1"
+    deadline = time.monotonic() + 120
+    while "Drain finished" not in json.dumps(_get(session, log_url, full_content=True)):
+        if time.monotonic() > deadline:
+            pytest.fail(f"the killed task never logged its closing line\n{_diagnostics(stack)}")
+        time.sleep(2)
+    time.sleep(3)  # let the process end: its last commit answer is awaited before close
+    accepted = emulator.accepted()
+    emulator.reset()
+
+    log_text = json.dumps(_get(session, log_url, full_content=True))
+    assert "stop requested" in log_text, log_text[-2000:]
+    run = _get(session, f"{stack.api_url}/api/v2/dags/{KILL_DAG_ID}/dagRuns/{run_id}")
+    assert run["state"] == "failed"
+    delivered: dict[int, list[int]] = {}
+    for m in accepted:
+        delivered.setdefault(m["body"]["xdmEntity"]["p"], []).append(m["body"]["xdmEntity"]["n"])
+    # Stopped early, each partition's deliveries are a gapless prefix, and the group's committed
+    # offsets are exactly there: nothing delivered is left uncommitted, nothing uncommitted was delivered.
+    total = sum(len(v) for v in delivered.values())
+    assert 300 <= total < PARTITIONS * per_partition
+    assert {p: sorted(v) for p, v in delivered.items()} == {p: list(range(len(v))) for p, v in delivered.items()}
+    # The stopped run's summary is its XCom, as for any run that ends.
+    summary = _summary(session, stack, run_id, dag_id=KILL_DAG_ID)
+    assert summary["stopped_by"] == "stop requested" and summary["delivered"] == total
+    offsets = committed(kafka_bootstrap, group, topic, PARTITIONS)
+    assert {p: max(o, 0) for p, o in offsets.items()} == {p: len(delivered.get(p, [])) for p in range(PARTITIONS)}
