@@ -373,18 +373,25 @@ class KafkaToAEPOperator(BaseOperator):
         below, which stops the drain and waits for its clean, bounded ending before re-raising.
         """
         outcome: dict[str, Any] = {}
+        # Waited on through an Event, not Thread.join(): in CPython < 3.13 an exception raised by a
+        # signal handler (AirflowTaskTimeout) inside join() marks the thread as stopped while it
+        # still runs, so every later join() would return at once and the summary would be taken
+        # before the drain settled and committed its last batch.
+        done = threading.Event()
 
         def drain() -> None:
             try:
                 outcome["summary"] = engine.run()
             except BaseException as err:  # handed to the main thread as is
                 outcome["error"] = err
+            finally:
+                done.set()
 
         worker = threading.Thread(target=drain, name="aep-drain", daemon=True)
         worker.start()
         try:
-            while worker.is_alive():
-                worker.join(0.5)
+            while not done.wait(0.5):
+                pass
         except BaseException as interrupt:
             engine.stop()
             bound = self._shutdown_bound()
@@ -394,8 +401,7 @@ class KafkaToAEPOperator(BaseOperator):
                 type(interrupt).__name__,
                 bound,
             )
-            worker.join(bound)
-            if worker.is_alive():
+            if not done.wait(bound):
                 self.log.warning("The drain did not end within %.0fs; leaving it (uncommitted records are sent again)", bound)
             engine.summary.stopped_by = f"interrupted ({type(interrupt).__name__})"
             raise
