@@ -124,7 +124,7 @@ class DrainConfig:
     commit_interval_seconds: float = 5.0
     kafka_timeout_seconds: float = 30.0
     assignment_timeout_seconds: float = 60.0
-    stop_grace_seconds: float = 30.0
+    stop_grace_seconds: float = 10.0
     progress_interval_seconds: float = 30.0
 
     def __post_init__(self) -> None:
