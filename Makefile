@@ -4,6 +4,7 @@
 #   make run       the local stack: Kafka, AEP emulator, Airflow (stop with `make stop`)
 #   make stop      stop the local stack
 #   make lock      re-pin constraints.txt after changing dependencies in pyproject.toml
+#   make bench     limit vs peer vs ours on one topic (BENCH_ARGS="--events 800000 --write BENCHMARKS.md")
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,9 +12,10 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: install test run stop status lock kafka-jars kafka clean
+.PHONY: install test run stop status lock kafka-jars kafka clean bench
 
 install: $(STAMP)
 
@@ -38,6 +40,10 @@ kafka: kafka-jars
 # pytest's own exit code decides; 5 ("no tests collected") is a failure like any other.
 test: kafka-jars
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Starts its own broker and emulator; see bench/compare.py for the cases and options.
+bench: kafka-jars
+	$(PY) -m bench.compare $(BENCH_ARGS)
 
 run: kafka-jars
 	$(PY) -m scripts.devstack start
