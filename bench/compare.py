@@ -459,7 +459,7 @@ def orchestrate(args: argparse.Namespace) -> int:
                 runner.run("empty", "ours", emulator, 0, group=last_ours_group)
             if args.memory:
                 quarter = max(args.events // 4, 1)
-                for rep in range(args.repeat):
+                for _ in range(args.repeat):
                     runner.run("memory N", "ours", emulator, quarter)
                     runner.run("memory 4N", "ours", emulator, args.events)
             if args.latency_ms:

@@ -36,7 +36,8 @@ def render(text: str) -> str:
         )
         if not pattern.search(text):
             raise SystemExit(f"README.md has no '<!-- generated: {name} -->' ... '<!-- end generated: {name} -->' block")
-        text = pattern.sub(lambda m: m.group(1) + build() + "\n" + m.group(2), text)
+        block = build()
+        text = pattern.sub(lambda m, block=block: m.group(1) + block + "\n" + m.group(2), text)
     return text
 
 

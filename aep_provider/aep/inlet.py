@@ -187,11 +187,11 @@ class InletClient:
             return self._finish(results, call)  # nothing to send (every message too big, or none)
         answered = False  # whether any 207 came back (then nothing may be raised away)
 
-        def attempt(deadline: Deadline) -> Answer[None]:
+        def attempt(deadline: Deadline) -> Answer[Any]:
             nonlocal pending, answered
             body = build_batch_body([bytes(messages[i]) for i in pending])
             answer = self._post_once(self.batch_url, body, len(pending), call, deadline)
-            if answer.action is not Action.SUCCESS:
+            if answer.action is not Action.SUCCESS or answer.value is None:
                 return answer
             entries, batch_id = parse_batch_response(self._json(answer.value), len(pending), url=self.batch_url)
             answered = True
@@ -267,6 +267,7 @@ class InletClient:
             call.result.results = [MessageResult(Outcome.REJECTED, 400, reason)]
             return self._finish(call.result.results, call)
         self._raise_unless_success(final, self.single_url, call)
+        assert final.value is not None  # a success carries its response
         payload = self._json(final.value)
         xaction = payload.get("xactionId") if isinstance(payload, dict) else None
         call.result.results = [MessageResult(Outcome.ACCEPTED, None, None, str(xaction) if xaction else None)]
