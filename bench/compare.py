@@ -448,6 +448,10 @@ def orchestrate(args: argparse.Namespace) -> int:
     from scripts.kafka_local import KafkaBroker, KafkaLocalError
 
     started = time.monotonic()
+
+    def want(part: str) -> bool:
+        return not args.only or part in args.only
+
     load_before = [round(x, 2) for x in os.getloadavg()]
     base = {"store_accepted": False}
     try:
@@ -465,20 +469,20 @@ def orchestrate(args: argparse.Namespace) -> int:
             runner.run("warm-up", "limit", emulator, args.events)  # page cache, __consumer_offsets
             runner.rows.clear()
             last_ours_group = None
-            for rep in range(args.repeat):
+            for rep in range(args.repeat if want("main") else 0):
                 order = CASES[rep % 3 :] + CASES[: rep % 3]  # alternate who goes first
                 for case in order:
                     row = runner.run("main", case, emulator, args.events)
                     if case == "ours":
                         last_ours_group = row["group"]
-            if args.empty and last_ours_group:
+            if args.empty and last_ours_group and want("empty"):
                 runner.run("empty", "ours", emulator, 0, group=last_ours_group)
-            if args.memory:
+            if args.memory and want("memory"):
                 quarter = max(args.events // 4, 1)
                 for _ in range(args.repeat):
                     runner.run("memory N", "ours", emulator, quarter)
                     runner.run("memory 4N", "ours", emulator, args.events)
-            if args.latency_ms:
+            if args.latency_ms and want("latency"):
                 from aep_provider.emulator import Fault
 
                 latency_events = min(args.latency_events, args.events)
@@ -486,7 +490,7 @@ def orchestrate(args: argparse.Namespace) -> int:
                 for rep in range(args.repeat):
                     for case in ("peer", "ours") if rep % 2 == 0 else ("ours", "peer"):
                         runner.run("latency", case, emulator, latency_events, faults=[delay])
-            if args.throttled:
+            if args.throttled and want("throttled"):
                 inlet = {"inlet_id": _inlet_id(), **INLET_GUARDRAIL}
                 throttled = stack.enter_context(emulator_process({**base, "inlets": [inlet]}))
                 throttled_events = min(args.throttled_events, args.events)
@@ -545,6 +549,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--throttled-events", type=int, default=100_000, help="events of the throttled case (default 100000)")
     add("--no-memory", dest="memory", action="store_false", help="skip the memory case")
     add("--no-empty", dest="empty", action="store_false", help="skip the empty run")
+    add("--only", action="append", choices=("main", "empty", "memory", "latency", "throttled"),
+        help="run only these parts (repeatable; default: all)")  # fmt: skip
     add("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), help="use this broker (else start one)")
     add("--timeout", type=float, default=600.0, help="bound on every case in seconds (default 600)")
     add("--write", metavar="FILE", help="put the report into FILE (e.g. BENCHMARKS.md) between markers")

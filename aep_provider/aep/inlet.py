@@ -339,8 +339,21 @@ class InletClient:
         params: dict[str, str] | None = None,
     ) -> Answer[requests.Response]:
         """One POST, classified; the driver decides what happens next."""
-        if self.rate_limiter.enabled:
-            self.rate_limiter.acquire(n_messages)
+        # The permit is held until the answer is in: the request counts against the limits
+        # until a second after AEP has surely seen it.
+        with self.rate_limiter.acquire(n_messages):
+            return self._post_permitted(url, body, n_messages, call, deadline, params=params)
+
+    def _post_permitted(
+        self,
+        url: str,
+        body: bytes,
+        n_messages: int,
+        call: _Call,
+        deadline: Deadline,
+        *,
+        params: dict[str, str] | None,
+    ) -> Answer[requests.Response]:
         call.url = url
         token = call.token = self.auth.get_token(deadline)
         remaining = max(deadline.remaining(), 0.001)

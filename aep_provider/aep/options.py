@@ -276,12 +276,14 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "max_requests_per_second", "rate", DEFAULT_MAX_REQUESTS_PER_SECOND, "Max requests/s",
         "Client-side request rate limit (AEP guardrail 1,000/s per org); 0 switches it off.",
-        doc="A sliding window: even the first second never bursts past it.",
+        doc="A sliding window: even the first second never bursts past it, and a request counts from its "
+        "send until a second after its answer, so the inlet, which counts arrivals, never sees more.",
     ),
     Option(
         "max_messages_per_second", "rate", DEFAULT_MAX_MESSAGES_PER_SECOND, "Max messages/s",
         "Client-side message rate limit (AEP guardrail 10,000/s per org); 0 switches it off.",
-        doc="A single batch larger than the limit goes alone.",
+        doc="Counted like requests (until a second after the answer); a single batch larger than the limit "
+        "goes alone.",
     ),
     Option(
         "pool_size", "count", 10, "Connection pool size",
