@@ -4,6 +4,8 @@
 #   make run       the local stack: Kafka, AEP emulator, Airflow (stop with `make stop`)
 #   make stop      stop the local stack
 #   make lock      re-pin constraints.txt after changing dependencies in pyproject.toml
+#   make lint      ruff check + mypy (tools pinned here, installed into .venv on first use)
+#   make bench     limit vs peer vs ours on one topic (BENCH_ARGS="--events 800000 --write BENCHMARKS.md")
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,9 +13,10 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: install test run stop status lock kafka-jars kafka clean
+.PHONY: install test run stop status lock kafka-jars kafka clean bench lint
 
 install: $(STAMP)
 
@@ -38,6 +41,24 @@ kafka: kafka-jars
 # pytest's own exit code decides; 5 ("no tests collected") is a failure like any other.
 test: kafka-jars
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+RUFF_VERSION := 0.17.5
+MYPY_VERSION := 2.4.1
+LINT_STAMP := $(VENV)/.lint-$(RUFF_VERSION)-$(MYPY_VERSION)
+
+$(LINT_STAMP): $(STAMP)
+	$(UV) pip install --quiet --python $(PY) "ruff==$(RUFF_VERSION)" "mypy==$(MYPY_VERSION)" "types-requests==2.33.0.20261030"
+	@touch $@
+
+# Lint only (no `ruff format` yet); configuration in pyproject.toml. Also checks the README's generated tables.
+lint: $(LINT_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(PY) -m scripts.gen_docs --check
+
+# Starts its own broker and emulator; see bench/compare.py for the cases and options.
+bench: kafka-jars
+	$(PY) -m bench.compare $(BENCH_ARGS)
 
 run: kafka-jars
 	$(PY) -m scripts.devstack start

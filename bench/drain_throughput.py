@@ -109,8 +109,9 @@ def create_topic(bootstrap: str, partitions: int) -> str:
 
 
 def delete_topic(bootstrap: str, topic: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept referenced until the future resolves
     try:
-        AdminClient({"bootstrap.servers": bootstrap}).delete_topics([topic])[topic].result(timeout=30)
+        admin.delete_topics([topic])[topic].result(timeout=30)
     except KafkaException as err:
         print(f"drain_throughput: could not delete topic {topic}: {err}", file=sys.stderr)
 

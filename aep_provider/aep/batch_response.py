@@ -6,7 +6,7 @@ from typing import Any
 
 from aep_provider.aep.errors import AEPRequestError
 from aep_provider.aep.results import MessageResult, Outcome
-from aep_provider.aep.retry import is_retryable_status
+from aep_provider.aep.retry import Action, classify_status
 
 
 def entry_status(entry: dict[str, Any]) -> int | None | bool:
@@ -41,7 +41,9 @@ def classify_entry(entry: Any) -> MessageResult:
         return MessageResult(Outcome.ACCEPTED, None, None, xaction_id)
     message = entry.get("message")
     message = str(message) if message is not None else None
-    if isinstance(status, int) and is_retryable_status(status):
+    # An entry is classified like a whole answer; a status that is not a number is no transport
+    # error (AEP did answer for it), so it is final.
+    if isinstance(status, int) and classify_status(status) is Action.RETRY:
         return MessageResult(Outcome.RETRYABLE, status, message, xaction_id)
     return MessageResult(Outcome.REJECTED, status, message, xaction_id)
 

@@ -11,9 +11,9 @@ if TYPE_CHECKING:
 class AEPError(Exception):
     """Base class for every error this provider raises about AEP or IMS."""
 
-    #: Set when the error ended a ``send_batch`` after AEP had already answered for some
-    #: messages (a 207 came back): the results known so far, the rest RETRYABLE, so that
-    #: accepted messages need not be sent again.
+    #: Compatibility: when ``InletClient.send_batch`` raises after AEP had already answered for
+    #: some messages, the :class:`BatchResult` it would have returned (its ``error`` is this
+    #: exception). New code calls ``InletClient.send``, which returns that result instead.
     partial: BatchResult | None = None
 
 

@@ -8,12 +8,12 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 import requests
 
 from aep_provider.aep.errors import AEPAuthError, AEPConfigError, AEPUnavailableError
-from aep_provider.aep.retry import Deadline, RetryBudget, RetryPolicy, is_retryable_status, parse_retry_after
+from aep_provider.aep.retry import Action, Answer, Deadline, RetryDriver, RetryPolicy, classify_status, parse_retry_after
 from aep_provider.aep.transport import (
     DEFAULT_TIMEOUT,
     build_session,
@@ -212,19 +212,17 @@ class IMSTokenProvider:
         policy = dataclasses.replace(
             self.retry, deadline_seconds=seconds, max_attempts=max_attempts or self.retry.max_attempts
         )
-        budget = RetryBudget(policy, clock=self._clock, sleep=self._sleep)
+        driver = RetryDriver(policy, clock=self._clock, sleep=self._sleep)
         form = {
             "grant_type": "client_credentials",
             "client_id": self.client_id,
             "client_secret": self._client_secret,
             "scope": self.scopes,
         }
-        last = "no attempt made"
-        while True:
-            budget.start_attempt()
-            remaining = budget.deadline.remaining()
+
+        def attempt(deadline: Deadline) -> Answer[requests.Response]:
+            remaining = deadline.remaining()
             timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
-            retry_after = None
             try:
                 # A dict body makes requests form-encode every value (secrets hold & + =).
                 response = self._session.post(
@@ -235,23 +233,39 @@ class IMSTokenProvider:
                     allow_redirects=False,  # the secret must only ever go to the configured IMS
                     stream=True,
                 )
-                read_body(response, budget.deadline)
+                read_body(response, deadline)
             except requests.RequestException as exc:
-                last = describe_exception(exc, [self._client_secret])
-            else:
-                if response.status_code == 200:
-                    return self._accept(response)
-                if not is_retryable_status(response.status_code):
-                    self._refuse(response)
-                last = f"HTTP {response.status_code}"
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            log.warning("Token request to %s failed (%s); attempt %d", self.token_url, last, budget.attempts)
-            if not budget.wait_before_retry(retry_after):
-                raise AEPUnavailableError(
-                    f"Adobe IMS at {self.token_url} did not issue a token after {budget.attempts} attempt(s) "
-                    f"in {budget.deadline.elapsed():.1f}s (last: {last}). Check that the IMS URL is reachable "
-                    "from this worker, or retry later."
+                answer: Answer[requests.Response] = Answer(
+                    Action.RETRY, detail=describe_exception(exc, [self._client_secret])
                 )
+            else:
+                status = response.status_code
+                answer = Answer(
+                    classify_status(status),
+                    value=response,
+                    status=status,
+                    detail=f"HTTP {status}",
+                    retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                )
+            if answer.action is Action.RETRY:
+                log.warning(
+                    "Token request to %s failed (%s); attempt %d", self.token_url, answer.detail, driver.budget.attempts
+                )
+            return answer
+
+        # No renewal here: a 401/403 from IMS itself is a refusal of the credentials.
+        final = driver.run(attempt)
+        if final.action is Action.SUCCESS and final.value is not None:
+            return self._accept(final.value)
+        if final.action is Action.RETRY:
+            budget = driver.budget
+            raise AEPUnavailableError(
+                f"Adobe IMS at {self.token_url} did not issue a token after {budget.attempts} attempt(s) "
+                f"in {budget.deadline.elapsed():.1f}s (last: {final.detail}). Check that the IMS URL is reachable "
+                "from this worker, or retry later."
+            )
+        assert final.value is not None  # every final answer but a transport error carries its response
+        self._refuse(final.value)
 
     def _accept(self, response: requests.Response) -> str:
         try:
@@ -276,7 +290,7 @@ class IMSTokenProvider:
         log.info("Obtained an IMS access token from %s (expires in %.0fs)", self.token_url, life)
         return token
 
-    def _refuse(self, response: requests.Response) -> None:
+    def _refuse(self, response: requests.Response) -> NoReturn:
         status = response.status_code
         detail = ""
         try:

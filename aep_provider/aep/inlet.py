@@ -15,7 +15,7 @@ from aep_provider.aep.errors import AEPAuthError, AEPConfigError, AEPError, AEPR
 from aep_provider.aep.ims import NoAuth, TokenProvider
 from aep_provider.aep.ratelimit import RateLimiter
 from aep_provider.aep.results import MAX_REQUEST_BYTES, BatchResult, MessageResult, Outcome, batch_body_size
-from aep_provider.aep.retry import RetryBudget, RetryPolicy, is_retryable_status, parse_retry_after
+from aep_provider.aep.retry import Action, Answer, Deadline, RetryDriver, RetryPolicy, classify_status, parse_retry_after
 from aep_provider.aep.transport import (
     DEFAULT_TIMEOUT,
     build_session,
@@ -61,12 +61,13 @@ def _check_inlet_id(inlet_id: str | None) -> str:
 
 
 class _Call:
-    """Book-keeping for one public call: budget, counters, the one allowed token renewal."""
+    """Book-keeping for one public call: its retry driver, counters, what the last answer was."""
 
-    def __init__(self, budget: RetryBudget, result: BatchResult) -> None:
-        self.budget = budget
+    def __init__(self, driver: RetryDriver, result: BatchResult) -> None:
+        self.driver = driver
         self.result = result
-        self.renewed = False
+        self.token: str | None = None
+        self.url = ""
         self.last = "no attempt made"
         self.last_status: int | None = None
         self.location: str | None = None
@@ -143,16 +144,21 @@ class InletClient:
 
     # -- public calls -------------------------------------------------------------------------
 
-    def send_batch(self, messages: Sequence[bytes]) -> BatchResult:
+    def send(self, messages: Sequence[bytes]) -> BatchResult:
         """
         Send ``messages`` (each one UTF-8 JSON object, already encoded) in one batch request.
 
         Returns one :class:`MessageResult` per message, by position. Entries AEP answers with
-        429/5xx are re-sent alone (accepted ones never are) until the retry budget runs out.
+        429/5xx are re-sent alone (accepted ones never are) until the retry budget runs out;
+        those still failing then are RETRYABLE. Once AEP has answered for any message nothing
+        is raised: a final error after that is returned in ``result.error``, the messages
+        without an answer RETRYABLE, so that accepted ones are never sent again.
 
         :raises AEPConfigError: the body would exceed ``MAX_REQUEST_BYTES``; split the batch.
-        :raises AEPAuthError: credentials refused, or 401/403 again after one token renewal.
-        :raises AEPRequestError: the whole request was refused (400, 413, 501, other 4xx).
+        :raises AEPAuthError: credentials refused, or 401/403 again after one token renewal,
+            before any message got an answer.
+        :raises AEPRequestError: the whole request was refused (400, 413, 501, other 4xx)
+            before any message got an answer.
         :raises AEPUnavailableError: 429/5xx/connection errors/timeouts past the retry budget
             before any message got an answer.
         """
@@ -176,25 +182,18 @@ class InletClient:
                 f"{MAX_REQUEST_BYTES:,}-byte limit for {self.batch_url}: split it into smaller batches "
                 "(see results.batch_body_size)."
             )
-        call = self._new_call(BatchResult(results=[]))
+        call = self._new_call()
+        if not pending:
+            return self._finish(results, call)  # nothing to send (every message too big, or none)
         answered = False  # whether any 207 came back (then nothing may be raised away)
-        while pending:
+
+        def attempt(deadline: Deadline) -> Answer[Any]:
+            nonlocal pending, answered
             body = build_batch_body([bytes(messages[i]) for i in pending])
-            try:
-                response = self._post(self.batch_url, body, len(pending), call)
-                entries, batch_id = parse_batch_response(self._json(response), len(pending), url=self.batch_url)
-            except AEPUnavailableError:
-                if not answered:
-                    raise
-                # Some messages already have an answer: report the rest as RETRYABLE, lose nothing.
-                status = call.last_status
-                for i in pending:
-                    results[i] = MessageResult(Outcome.RETRYABLE, status, f"retry budget exhausted: {call.last}")
-                break
-            except AEPError as exc:
-                if answered:
-                    exc.partial = self._finish(results, call)
-                raise
+            answer = self._post_once(self.batch_url, body, len(pending), call, deadline)
+            if answer.action is not Action.SUCCESS or answer.value is None:
+                return answer
+            entries, batch_id = parse_batch_response(self._json(answer.value), len(pending), url=self.batch_url)
             answered = True
             if batch_id:
                 call.result.batch_ids.append(batch_id)
@@ -206,12 +205,42 @@ class InletClient:
                     retry_now.append(i)
                 results[i] = entry
             pending = retry_now
-            if pending:
-                call.last = f"{len(pending)} entries answered {sorted({results[i].status for i in pending})}"
-                log.warning("%s: %d entries failed retryably; re-sending them", self.batch_url, len(pending))
-                if not call.budget.wait_before_retry():
-                    break  # their RETRYABLE results stay in place
+            if not pending:
+                return Answer(Action.SUCCESS)
+            statuses = sorted({r.status for i in pending if (r := results[i]) is not None and r.status is not None})
+            call.last = f"{len(pending)} entries answered {statuses}"
+            log.warning("%s: %d entries failed retryably; re-sending them", self.batch_url, len(pending))
+            return Answer(Action.RETRY_PARTIAL, detail=call.last)
+
+        try:
+            final = call.driver.run(attempt, renew=self._renewal(call))
+            # Entries still failing retryably when the budget ran out keep their RETRYABLE results.
+            if final.action is not Action.RETRY_PARTIAL:
+                self._raise_unless_success(final, self.batch_url, call)
+        except AEPUnavailableError:
+            if not answered:
+                raise
+            # Some messages already have an answer: report the rest as RETRYABLE, lose nothing.
+            for i in pending:
+                results[i] = MessageResult(Outcome.RETRYABLE, call.last_status, f"retry budget exhausted: {call.last}")
+        except AEPError as exc:
+            if not answered:
+                raise
+            call.result.error = exc
         return self._finish(results, call)
+
+    def send_batch(self, messages: Sequence[bytes]) -> BatchResult:
+        """
+        :meth:`send`, raising ``result.error`` when there is one.
+
+        Kept for callers written before :meth:`send`: the raised error's ``partial`` is the
+        result :meth:`send` returns (what AEP accepted must not be sent again).
+        """
+        result = self.send(messages)
+        if result.error is not None:
+            result.error.partial = result
+            raise result.error
+        return result
 
     def send_one(self, message: bytes, *, sync_validation: bool = False) -> BatchResult:
         """
@@ -225,19 +254,24 @@ class InletClient:
         if len(message) > MAX_REQUEST_BYTES:
             reason = _ALONE_TOO_BIG.format(size=len(message), limit=MAX_REQUEST_BYTES)
             return BatchResult(results=[MessageResult(Outcome.REJECTED, 413, reason)])
-        call = self._new_call(BatchResult(results=[]))
+        call = self._new_call()
         params = {"syncValidation": "true"} if sync_validation else None
-        try:
-            response = self._post(self.single_url, bytes(message), 1, call, params=params)
-        except AEPRequestError as exc:
-            if exc.status != 400:
-                raise
-            call.result.results = [MessageResult(Outcome.REJECTED, 400, str(exc))]
-            return call.result
-        payload = self._json(response)
+        body = bytes(message)
+        final = call.driver.run(
+            lambda deadline: self._post_once(self.single_url, body, 1, call, deadline, params=params),
+            renew=self._renewal(call),
+        )
+        if final.action is Action.DONT_RETRY and final.status == 400:
+            # The message itself was refused (failed validation): a rejection, not an error.
+            reason = self._request_message(self.single_url, 400, call)
+            call.result.results = [MessageResult(Outcome.REJECTED, 400, reason)]
+            return self._finish(call.result.results, call)
+        self._raise_unless_success(final, self.single_url, call)
+        assert final.value is not None  # a success carries its response
+        payload = self._json(final.value)
         xaction = payload.get("xactionId") if isinstance(payload, dict) else None
         call.result.results = [MessageResult(Outcome.ACCEPTED, None, None, str(xaction) if xaction else None)]
-        return call.result
+        return self._finish(call.result.results, call)
 
     def check(self) -> str:
         """
@@ -249,24 +283,36 @@ class InletClient:
 
         :return: a short description of what answered.
         """
-        call = self._new_call(BatchResult(results=[]))
-        try:
-            response = self._post(self.batch_url, build_batch_body([]), 0, call)
-        except AEPRequestError as exc:
-            if exc.status == 400:
-                return f"inlet {self.batch_url} reachable and authorised (HTTP 400 to an empty batch)"
-            raise
-        return f"inlet {self.batch_url} reachable and authorised (HTTP {response.status_code})"
+        call = self._new_call()
+        body = build_batch_body([])
+        final = call.driver.run(
+            lambda deadline: self._post_once(self.batch_url, body, 0, call, deadline), renew=self._renewal(call)
+        )
+        if final.action is Action.DONT_RETRY and final.status == 400:
+            return f"inlet {self.batch_url} reachable and authorised (HTTP 400 to an empty batch)"
+        self._raise_unless_success(final, self.batch_url, call)
+        return f"inlet {self.batch_url} reachable and authorised (HTTP {final.status})"
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _new_call(self, result: BatchResult) -> _Call:
-        return _Call(RetryBudget(self.retry, clock=self._clock, sleep=self._sleep), result)
+    def _new_call(self) -> _Call:
+        return _Call(RetryDriver(self.retry, clock=self._clock, sleep=self._sleep), BatchResult(results=[]))
 
-    def _finish(self, results: list[MessageResult | None], call: _Call) -> BatchResult:
+    def _finish(self, results: list[MessageResult | None] | list[MessageResult], call: _Call) -> BatchResult:
         call.result.results = [r if r is not None else MessageResult(Outcome.RETRYABLE) for r in results]
-        call.result.retries = call.budget.retries
+        call.result.retries = call.driver.budget.retries
         return call.result
+
+    def _renewal(self, call: _Call) -> Callable[[], None] | None:
+        """The driver's one token renewal for this call, when the auth mode can renew at all."""
+        if not self.auth.renewable:
+            return None
+
+        def renew() -> None:
+            log.warning("POST %s: %s; renewing the access token and retrying once", call.url, call.last)
+            self.auth.invalidate(call.token)
+
+        return renew
 
     def _headers(self, token: str | None) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -282,65 +328,87 @@ class InletClient:
             headers["x-adobe-flow-id"] = self.flow_id
         return headers
 
-    def _post(
-        self, url: str, body: bytes, n_messages: int, call: _Call, *, params: dict[str, str] | None = None
-    ) -> requests.Response:
-        """POST until a 2xx answer; raise the right :class:`AEPError` for anything final."""
-        budget = call.budget
-        while True:
-            budget.start_attempt()
-            if self.rate_limiter.enabled:
-                self.rate_limiter.acquire(n_messages)
-            token = self.auth.get_token(budget.deadline)
-            remaining = max(budget.deadline.remaining(), 0.001)
-            timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
-            retry_after: float | None = None
-            call.result.requests += 1
-            call.result.bytes_sent += len(body)
-            try:
-                # Redirects are not followed: a bearer token must only ever go to the configured host.
-                response = self._session.post(
-                    url,
-                    data=body,
-                    params=params,
-                    headers=self._headers(token),
-                    timeout=timeout,
-                    allow_redirects=False,
-                    stream=True,
-                )
-                read_body(response, budget.deadline)
-            except requests.RequestException as exc:
-                call.last = describe_exception(exc, [token, self._proxy])
-                call.last_status = None
-                log.warning("POST %s failed: %s (attempt %d)", url, call.last, budget.attempts)
-            else:
-                status = response.status_code
-                log.debug("POST %s: HTTP %d (%d messages, %d bytes)", url, status, n_messages, len(body))
-                if 200 <= status < 300:
-                    return response
-                call.last = f"HTTP {status}{self._detail(response, token)}"
-                call.last_status = status
-                call.location = safe_url(response.headers["Location"]) if "Location" in response.headers else None
-                if status in (401, 403):
-                    if self.auth.renewable and not call.renewed:
-                        # The token may have expired or been revoked: renew once, retry at once.
-                        call.renewed = True
-                        self.auth.invalidate(token)
-                        log.warning("POST %s: HTTP %d; renewing the access token and retrying once", url, status)
-                        continue
-                    raise AEPAuthError(self._auth_message(url, status, call))
-                if not is_retryable_status(status):
-                    raise AEPRequestError(self._request_message(url, status, call), status=status, url=url)
-                if status == 429:
-                    call.result.throttled += 1
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                log.warning("POST %s: %s (attempt %d); backing off", url, call.last, budget.attempts)
-            if not budget.wait_before_retry(retry_after):
-                raise AEPUnavailableError(
-                    f"{url} kept failing: {budget.attempts} attempt(s) in {budget.deadline.elapsed():.1f}s "
-                    f"(limits: {self.retry.max_attempts} attempts, {self.retry.deadline_seconds:g}s); last: "
-                    f"{call.last}. Check that the inlet URL is reachable from this worker; the run can be retried."
-                )
+    def _post_once(
+        self,
+        url: str,
+        body: bytes,
+        n_messages: int,
+        call: _Call,
+        deadline: Deadline,
+        *,
+        params: dict[str, str] | None = None,
+    ) -> Answer[requests.Response]:
+        """One POST, classified; the driver decides what happens next."""
+        # The permit is held until the answer is in: the request counts against the limits
+        # until a second after AEP has surely seen it.
+        with self.rate_limiter.acquire(n_messages):
+            return self._post_permitted(url, body, n_messages, call, deadline, params=params)
+
+    def _post_permitted(
+        self,
+        url: str,
+        body: bytes,
+        n_messages: int,
+        call: _Call,
+        deadline: Deadline,
+        *,
+        params: dict[str, str] | None,
+    ) -> Answer[requests.Response]:
+        call.url = url
+        token = call.token = self.auth.get_token(deadline)
+        remaining = max(deadline.remaining(), 0.001)
+        timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
+        call.result.requests += 1
+        call.result.bytes_sent += len(body)
+        attempt = call.driver.budget.attempts
+        try:
+            # Redirects are not followed: a bearer token must only ever go to the configured host.
+            response = self._session.post(
+                url,
+                data=body,
+                params=params,
+                headers=self._headers(token),
+                timeout=timeout,
+                allow_redirects=False,
+                stream=True,
+            )
+            read_body(response, deadline)
+        except requests.RequestException as exc:
+            call.last = describe_exception(exc, [token, self._proxy])
+            call.last_status = None
+            log.warning("POST %s failed: %s (attempt %d)", url, call.last, attempt)
+            return Answer(Action.RETRY, detail=call.last)
+        status = response.status_code
+        log.debug("POST %s: HTTP %d (%d messages, %d bytes)", url, status, n_messages, len(body))
+        action = classify_status(status)
+        if action is Action.SUCCESS:
+            return Answer(action, value=response, status=status)
+        call.last = f"HTTP {status}{self._detail(response, token)}"
+        call.last_status = status
+        call.location = safe_url(response.headers["Location"]) if "Location" in response.headers else None
+        retry_after = None
+        if action is Action.RETRY:
+            if status == 429:
+                call.result.throttled += 1
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            log.warning("POST %s: %s (attempt %d); backing off", url, call.last, attempt)
+        return Answer(action, status=status, detail=call.last, retry_after=retry_after)
+
+    def _raise_unless_success(self, final: Answer[Any], url: str, call: _Call) -> None:
+        """The error a call's last answer stands for, if it is not a success."""
+        if final.action is Action.SUCCESS:
+            return
+        if final.action is Action.RENEW_TOKEN:
+            raise AEPAuthError(self._auth_message(url, final.status or 401, call))
+        if final.action is Action.DONT_RETRY:
+            status = final.status or 0
+            raise AEPRequestError(self._request_message(url, status, call), status=status, url=url)
+        budget = call.driver.budget
+        raise AEPUnavailableError(
+            f"{url} kept failing: {budget.attempts} attempt(s) in {budget.deadline.elapsed():.1f}s "
+            f"(limits: {self.retry.max_attempts} attempts, {self.retry.deadline_seconds:g}s); last: "
+            f"{call.last}. Check that the inlet URL is reachable from this worker; the run can be retried."
+        )
 
     def _detail(self, response: requests.Response, token: str | None) -> str:
         """A short reason from an AEP problem body (title + report.message), secrets redacted."""

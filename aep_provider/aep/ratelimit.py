@@ -12,20 +12,34 @@ DEFAULT_MAX_REQUESTS_PER_SECOND = 1_000.0
 DEFAULT_MAX_MESSAGES_PER_SECOND = 10_000.0
 
 
+class _Use:
+    """One admitted use of a window: it counts until ``window`` seconds after its release."""
+
+    __slots__ = ("amount", "released_at")
+
+    def __init__(self, amount: float) -> None:
+        self.amount = amount
+        self.released_at: float | None = None
+
+
 class SlidingWindow:
     """
-    At most ``limit`` units in any ``window`` seconds (a sliding log, not a token bucket).
+    At most ``limit`` units in any ``window`` seconds, as the server counts them (a sliding log).
 
-    A token bucket that starts full lets twice its rate through in the first second, which a
-    server counting per second answers with 429s; a sliding log never exceeds the limit in any
-    window. Callers reserve a send time under the lock and sleep outside it, so threads queue
-    in order. One reservation larger than ``limit`` (a batch with more messages than the
-    per-second limit) goes alone, once the window is empty.
+    The server counts a request when it *arrives*, some time after the client sent it. So a use
+    counts here from the moment it is acquired until ``window`` seconds after it is *released*
+    (its answer came back: it had arrived by then). Counting from the send time alone let a slow
+    request and the next one land in the same server second, which AEP answers with 429s. A token
+    bucket that starts full would let twice the rate through in the first second.
+
+    One use larger than ``limit`` (a batch with more messages than the per-second limit) goes
+    alone, once nothing else counts.
 
     :param limit: units per window (> 0).
     :param window: window length in seconds.
     :param clock: monotonic clock (injectable).
     :param sleep: sleep function (injectable).
+    :param poll: longest wait for a release when every counted use is still in flight.
     """
 
     def __init__(
@@ -35,6 +49,7 @@ class SlidingWindow:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        poll: float = 0.05,
     ) -> None:
         if limit <= 0:
             raise ValueError(f"limit must be > 0, got {limit!r}")
@@ -42,33 +57,78 @@ class SlidingWindow:
         self.window = float(window)
         self._clock = clock
         self._sleep = sleep
-        self._lock = threading.Lock()
-        self._log: deque[tuple[float, float]] = deque()  # (send time, units), in send-time order
+        self._poll = poll
+        self._released = threading.Condition()
+        self._log: deque[_Use] = deque()  # in acquisition order
         self._in_window = 0.0
 
-    def reserve(self, amount: float = 1.0) -> float:
-        """Book ``amount`` units at the earliest allowed time; return the seconds until then."""
-        with self._lock:
-            now = self._clock()
-            # Never before an earlier reservation: keeps the log ordered and the queue fair.
-            at = max(now, self._log[-1][0] if self._log else now)
-            while self._log:
-                # Entries at or before at - window no longer count for this or any later send.
-                while self._log and self._log[0][0] <= at - self.window:
-                    self._in_window -= self._log.popleft()[1]
-                if not self._log or self._in_window + amount <= self.limit:
-                    break
-                at = self._log[0][0] + self.window
-            self._log.append((at, amount))
+    def _try(self, amount: float, now: float) -> tuple[_Use | None, float | None]:
+        """Admit ``amount`` now, or say how long to wait (None: until some use is released)."""
+        horizon = now - self.window
+        log = self._log
+        # Fast path: drop released uses that left the window from the head.
+        while log and log[0].released_at is not None and log[0].released_at <= horizon:
+            self._in_window -= log.popleft().amount
+        if log and self._in_window + amount > self.limit:
+            # Slow path: uses finish out of order; drop every one that has left, not only the head's.
+            kept = deque(u for u in log if u.released_at is None or u.released_at > horizon)
+            if len(kept) != len(log):
+                self._log = log = kept
+                self._in_window = sum(u.amount for u in log)
+        if not log or self._in_window + amount <= self.limit:
+            use = _Use(amount)
+            log.append(use)
             self._in_window += amount
-            return at - now
+            return use, None
+        released = [u.released_at for u in log if u.released_at is not None]
+        return None, (min(released) + self.window - now if released else None)
 
-    def acquire(self, amount: float = 1.0) -> float:
-        """Block until ``amount`` units may be used; return the seconds waited."""
-        wait = self.reserve(amount)
-        if wait > 0:
-            self._sleep(wait)
-        return wait
+    def acquire(self, amount: float = 1.0) -> tuple[float, _Use]:
+        """
+        Block until ``amount`` units may be used; return the seconds waited and the use.
+
+        Pass the use to :meth:`release` when the request's answer came back (or it failed).
+        """
+        started = self._clock()
+        while True:
+            with self._released:
+                use, wait = self._try(amount, self._clock())
+                if use is not None:
+                    return self._clock() - started, use
+                if wait is None:
+                    # Every counted use is in flight: its release is what frees room.
+                    self._released.wait(self._poll)
+                    continue
+            self._sleep(max(wait, 0.0))
+
+    def release(self, use: _Use) -> None:
+        """The request holding ``use`` has been answered (or failed): it counts for one more window."""
+        with self._released:
+            if use.released_at is None:
+                use.released_at = self._clock()
+            self._released.notify_all()
+
+
+class Permit:
+    """What one request holds of a :class:`RateLimiter`; release it once the answer is in."""
+
+    __slots__ = ("_uses", "waited")
+
+    def __init__(self, uses: list[tuple[SlidingWindow, _Use]], waited: float) -> None:
+        self._uses = uses
+        #: seconds the request waited for its turn.
+        self.waited = waited
+
+    def release(self) -> None:
+        for window, use in self._uses:
+            window.release(use)
+        self._uses = []
+
+    def __enter__(self) -> Permit:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
 
 
 class RateLimiter:
@@ -93,20 +153,30 @@ class RateLimiter:
         self._messages = (
             SlidingWindow(max_messages_per_second, clock=clock, sleep=sleep) if max_messages_per_second else None
         )
-        self._sleep = sleep
 
     @property
     def enabled(self) -> bool:
         return self._requests is not None or self._messages is not None
 
-    def acquire(self, messages: int) -> float:
-        """Wait until one request carrying ``messages`` messages may go; return the seconds waited."""
-        # Book both, then wait once for the later of the two.
-        wait = 0.0
-        if self._requests is not None:
-            wait = max(wait, self._requests.reserve(1))
-        if self._messages is not None and messages > 0:
-            wait = max(wait, self._messages.reserve(messages))
-        if wait > 0:
-            self._sleep(wait)
-        return wait
+    def acquire(self, messages: int) -> Permit:
+        """
+        Wait until one request carrying ``messages`` messages may go.
+
+        :return: the request's permit: release it (or use it as a context manager around the
+            request) when the answer is in, so that the request counts until a second after that.
+        """
+        uses: list[tuple[SlidingWindow, _Use]] = []
+        waited = 0.0
+        try:
+            if self._requests is not None:
+                seconds, use = self._requests.acquire(1)
+                uses.append((self._requests, use))
+                waited += seconds
+            if self._messages is not None and messages > 0:
+                seconds, use = self._messages.acquire(messages)
+                uses.append((self._messages, use))
+                waited += seconds
+        except BaseException:
+            Permit(uses, waited).release()
+            raise
+        return Permit(uses, waited)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aep_provider.aep.errors import AEPError
 
 #: AEP refuses request bodies over 1 MB (413); the client never sends more than this.
 MAX_REQUEST_BYTES = 1_000_000
@@ -49,6 +53,10 @@ class BatchResult:
     throttled: int = 0
     bytes_sent: int = 0
     batch_ids: list[str] = field(default_factory=list)
+    #: The final error that ended the call after AEP had already answered for some messages
+    #: (credentials refused on a re-send, a refused request, IMS down): the results above
+    #: stand, the messages without an answer are RETRYABLE. None when the call ended normally.
+    error: AEPError | None = None
 
     @property
     def accepted(self) -> int:

@@ -1,19 +1,70 @@
-"""Retry budget: exponential backoff with full jitter, bounded by a deadline AND an attempt count."""
+"""
+The one retry driver of the AEP client, and the one place that says what an answer means.
+
+* :func:`classify_status` maps every HTTP answer (a whole response or one entry of a 207) to
+  an :class:`Action`, in the style of Vector's ``RetryAction``: success, retry, retry part of
+  the batch, don't retry; plus "renew the token", which the driver allows once per call.
+* :class:`RetryDriver` runs one call's attempts: a deadline and an attempt count bound it,
+  waits are exponential backoff with full jitter unless the server sent ``Retry-After``.
+  IMS token requests and inlet requests both go through it.
+"""
 
 from __future__ import annotations
 
 import email.utils
+import enum
+import logging
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
 
 #: Statuses worth another try: throttling and server trouble (501 means "not supported": final).
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: Statuses that may mean an expired or revoked token: worth one renewal.
+AUTH_STATUSES = frozenset({401, 403})
+
+T = TypeVar("T")
+
+
+class Action(enum.Enum):
+    """What to do after an answer."""
+
+    SUCCESS = "success"
+    #: the whole request may succeed later (transport error, 429, 5xx): back off, send it again.
+    RETRY = "retry"
+    #: some entries of a 207 failed retryably: back off, re-send only those.
+    RETRY_PARTIAL = "retry_partial"
+    #: final: retrying cannot help (400, 404, 413, 501, a redirect, ...).
+    DONT_RETRY = "dont_retry"
+    #: 401/403: renew the token and retry at once, once per call; after that it is final.
+    RENEW_TOKEN = "renew_token"
+
+
+def classify_status(status: int | None) -> Action:
+    """
+    What one answer means; the only place that decides retryability.
+
+    :param status: the HTTP status of a response or of one 207 entry; None for a transport
+        error (refused connection, timeout, dropped connection), which is worth a retry.
+    """
+    if status is None:
+        return Action.RETRY
+    if 200 <= status < 300:
+        return Action.SUCCESS
+    if status in AUTH_STATUSES:
+        return Action.RENEW_TOKEN
+    if status in RETRYABLE_STATUSES:
+        return Action.RETRY
+    return Action.DONT_RETRY
 
 
 def is_retryable_status(status: int) -> bool:
-    return status in RETRYABLE_STATUSES
+    """Whether ``status`` alone is worth another try (kept for callers of the old name)."""
+    return classify_status(status) is Action.RETRY
 
 
 @dataclass(frozen=True)
@@ -144,3 +195,83 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         return None
     current = time.time() if now is None else now
     return max(when.timestamp() - current, 0.0)
+
+
+@dataclass
+class Answer(Generic[T]):
+    """
+    What one attempt came back with.
+
+    :param action: what the driver should do next (from :func:`classify_status`).
+    :param value: the attempt's product on success (a response), else None.
+    :param status: the HTTP status, or None for a transport error.
+    :param detail: a short description for logs and error messages (secrets redacted).
+    :param retry_after: the server's ``Retry-After`` in seconds, if it sent one.
+    """
+
+    action: Action
+    value: T | None = None
+    status: int | None = None
+    detail: str = ""
+    retry_after: float | None = None
+
+
+class RetryDriver:
+    """
+    Runs the attempts of one call until an answer is final or the budget ends.
+
+    The driver owns the budget (deadline, attempts, backoff, ``Retry-After``) and the one
+    token renewal; the attempt function only sends and classifies. Whatever state a call
+    keeps across attempts (which entries are still pending) stays with the caller.
+
+    :param policy: the call's limits.
+    :param clock: monotonic clock (injectable).
+    :param sleep: sleep function (injectable).
+    """
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.budget = RetryBudget(policy, clock=clock, sleep=sleep, rng=rng)
+        #: whether the one token renewal of this call was used.
+        self.renewed = False
+        #: whether the last answer was still retryable when the budget ran out.
+        self.exhausted = False
+
+    @property
+    def deadline(self) -> Deadline:
+        return self.budget.deadline
+
+    def run(
+        self, attempt: Callable[[Deadline], Answer[T]], *, renew: Callable[[], None] | None = None
+    ) -> Answer[T]:
+        """
+        Call ``attempt`` until it succeeds, answers something final, or the budget ends.
+
+        :param attempt: makes one request under the given deadline and classifies its answer.
+        :param renew: forgets the current token; given only when a renewal can help. Without
+            it (or once used) ``RENEW_TOKEN`` is final.
+        :return: the last answer; ``exhausted`` tells whether it was a retryable one the
+            budget could not afford to retry.
+        """
+        while True:
+            self.budget.start_attempt()
+            answer = attempt(self.budget.deadline)
+            action = answer.action
+            if action is Action.SUCCESS or action is Action.DONT_RETRY:
+                return answer
+            if action is Action.RENEW_TOKEN:
+                if renew is None or self.renewed:
+                    return answer
+                # The token may have expired or been revoked: renew once and retry at once.
+                self.renewed = True
+                renew()
+                continue
+            if not self.budget.wait_before_retry(answer.retry_after):
+                self.exhausted = True
+                return answer

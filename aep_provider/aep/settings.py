@@ -8,32 +8,23 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from aep_provider.aep.errors import AEPConfigError
-from aep_provider.aep.ims import (
-    DEFAULT_IMS_URL,
-    DEFAULT_SCOPES,
-    IMSTokenProvider,
-    NoAuth,
-    StaticToken,
-    TokenProvider,
-)
-from aep_provider.aep.inlet import DEFAULT_INLET_URL, DEFAULT_SANDBOX, InletClient
-from aep_provider.aep.ratelimit import (
-    DEFAULT_MAX_MESSAGES_PER_SECOND,
-    DEFAULT_MAX_REQUESTS_PER_SECOND,
-    RateLimiter,
-)
+from aep_provider.aep.ims import IMSTokenProvider, NoAuth, StaticToken, TokenProvider
+from aep_provider.aep.inlet import InletClient
+from aep_provider.aep.options import AUTH_MODES, BY_NAME, default
+from aep_provider.aep.ratelimit import RateLimiter
 from aep_provider.aep.retry import RetryPolicy
-from aep_provider.aep.transport import DEFAULT_TIMEOUT, build_session, normalize_base_url
+from aep_provider.aep.transport import build_session, normalize_base_url
 
-AUTH_MODES = ("oauth", "token", "none")
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
+__all__ = ["AUTH_MODES", "AEPSettings"]
 
 
 @dataclass(frozen=True)
 class AEPSettings:
     """
     Options of one AEP client. Secrets are left out of ``repr``.
+
+    Types, defaults and help text are declared once, in :mod:`aep_provider.aep.options`; the
+    fields here only give them names Python tools can check.
 
     :param inlet_id: streaming inlet id (required).
     :param inlet_url: DCS base URL.
@@ -59,26 +50,26 @@ class AEPSettings:
     """
 
     inlet_id: str
-    inlet_url: str = DEFAULT_INLET_URL
-    auth: str = "oauth"
-    client_id: str | None = None
-    client_secret: str | None = field(default=None, repr=False)
-    access_token: str | None = field(default=None, repr=False)
-    ims_org_id: str | None = None
-    sandbox_name: str = DEFAULT_SANDBOX
-    ims_url: str = DEFAULT_IMS_URL
-    scopes: str = DEFAULT_SCOPES
-    flow_id: str | None = None
-    timeout: tuple[float, float] = DEFAULT_TIMEOUT
-    verify: bool | str = True
-    proxy: str | None = field(default=None, repr=False)
-    retry_deadline_seconds: float = 120.0
-    max_attempts: int = 8
-    backoff_base_seconds: float = 0.5
-    backoff_max_seconds: float = 30.0
-    max_requests_per_second: float | None = DEFAULT_MAX_REQUESTS_PER_SECOND
-    max_messages_per_second: float | None = DEFAULT_MAX_MESSAGES_PER_SECOND
-    pool_size: int = 10
+    inlet_url: str = default("inlet_url")
+    auth: str = default("auth")
+    client_id: str | None = default("client_id")
+    client_secret: str | None = field(default=default("client_secret"), repr=False)
+    access_token: str | None = field(default=default("access_token"), repr=False)
+    ims_org_id: str | None = default("ims_org_id")
+    sandbox_name: str = default("sandbox_name")
+    ims_url: str = default("ims_url")
+    scopes: str = default("scopes")
+    flow_id: str | None = default("flow_id")
+    timeout: tuple[float, float] = default("timeout")
+    verify: bool | str = default("verify")
+    proxy: str | None = field(default=default("proxy"), repr=False)
+    retry_deadline_seconds: float = default("retry_deadline_seconds")
+    max_attempts: int = default("max_attempts")
+    backoff_base_seconds: float = default("backoff_base_seconds")
+    backoff_max_seconds: float = default("backoff_max_seconds")
+    max_requests_per_second: float | None = default("max_requests_per_second")
+    max_messages_per_second: float | None = default("max_messages_per_second")
+    pool_size: int = default("pool_size")
 
     @classmethod
     def option_names(cls) -> frozenset[str]:
@@ -104,11 +95,12 @@ class AEPSettings:
             raise AEPConfigError(f"{source} has no streaming inlet id: set the 'inlet_id' extra.")
         kwargs: dict[str, Any] = {}
         for name, value in given.items():
-            kwargs[name] = _convert(name, value, source)
-        auth = str(kwargs.get("auth", "oauth")).strip().lower()
-        if auth not in AUTH_MODES:
-            raise AEPConfigError(f"{source}: auth {auth!r} is not one of {', '.join(AUTH_MODES)}.")
-        kwargs["auth"] = auth
+            try:
+                kwargs[name] = BY_NAME[name].coerce(value)
+            except (TypeError, ValueError) as exc:
+                if name == "auth":
+                    raise AEPConfigError(f"{source}: auth {exc}.") from None
+                raise AEPConfigError(f"{source}: option {name!r} has an invalid value ({exc}).") from None
         settings = cls(**kwargs)
         settings.validate(source)
         return settings
@@ -185,56 +177,3 @@ class AEPSettings:
             rate_limiter=RateLimiter(self.max_requests_per_second, self.max_messages_per_second),
             session=session,
         )
-
-
-def _convert(name: str, value: Any, source: str) -> Any:
-    """Coerce one option to its type; strings come from URIs, env vars and UI text fields."""
-    try:
-        if name == "timeout":
-            return _timeout(value)
-        if name == "verify":
-            return _verify(value)
-        if name in ("retry_deadline_seconds", "backoff_base_seconds", "backoff_max_seconds"):
-            return float(value)
-        if name in ("max_attempts", "pool_size"):
-            number = int(value)
-            if number < 1:
-                raise ValueError("must be >= 1")
-            return number
-        if name in ("max_requests_per_second", "max_messages_per_second"):
-            if isinstance(value, str) and value.strip().lower() in ("none", "off", "null"):
-                return None
-            number = float(value)
-            if number < 0:
-                raise ValueError("must be >= 0 (0 switches the limit off)")
-            return number or None
-        if name == "scopes" and isinstance(value, (list, tuple)):
-            return ",".join(str(v) for v in value)
-        return str(value).strip() if name not in ("client_secret", "access_token") else str(value)
-    except (TypeError, ValueError) as exc:
-        raise AEPConfigError(f"{source}: option {name!r} has an invalid value ({exc}).") from None
-
-
-def _timeout(value: Any) -> tuple[float, float]:
-    if isinstance(value, str) and "," in value:
-        value = [v for v in value.split(",")]
-    if isinstance(value, (list, tuple)):
-        if len(value) != 2:
-            raise ValueError("give one number or [connect, read]")
-        connect, read = float(value[0]), float(value[1])
-    else:
-        connect = read = float(value)
-    if connect <= 0 or read <= 0:
-        raise ValueError("seconds must be > 0")
-    return (connect, read)
-
-
-def _verify(value: Any) -> bool | str:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip()
-    if text.lower() in _TRUE:
-        return True
-    if text.lower() in _FALSE:
-        return False
-    return text  # a CA bundle path

@@ -131,5 +131,5 @@ def read_body(response: requests.Response, deadline: Deadline, *, chunk_size: in
             )
     # What requests itself does when it reads a body (iter_content + _content), minus the unbounded wait.
     response._content = b"".join(chunks)
-    response._content_consumed = True
+    response._content_consumed = True  # type: ignore[attr-defined]
     raw.release_conn()

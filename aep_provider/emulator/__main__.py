@@ -7,7 +7,7 @@ import errno
 import signal
 import sys
 from dataclasses import replace
-from typing import Sequence
+from collections.abc import Sequence
 
 from aep_provider.emulator.config import DEFAULT_CLIENT_SECRET, FAILURE_SHAPES, EmulatorConfig, EmulatorConfigError
 from aep_provider.emulator.server import AEPEmulator

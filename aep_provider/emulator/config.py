@@ -38,6 +38,10 @@ class InletConfig:
     :param ims_org_id: the org owning the inlet; defaults to the emulator's org.
     :param max_requests_per_second: answer 429 with ``Retry-After`` beyond this many requests in
         one second (``None``: no limit).
+    :param max_messages_per_second: answer 429 with ``Retry-After`` to a request whose messages
+        would make more than this many in the last second (a sliding window, like AEP's
+        10,000 messages/s guardrail; ``None``: no limit). A request alone larger than the limit
+        is admitted when the window is empty.
     :param sync_validation_supported: ``False`` answers ``?syncValidation=true`` with 501, as in
         regions without synchronous validation.
     :param schema_id: when set, messages whose ``header.schemaRef.id`` differs are rejected.
@@ -48,6 +52,7 @@ class InletConfig:
     sandbox_name: str = DEFAULT_SANDBOX
     ims_org_id: str | None = None
     max_requests_per_second: float | None = None
+    max_messages_per_second: float | None = None
     sync_validation_supported: bool = True
     schema_id: str | None = None
 
@@ -58,6 +63,11 @@ class InletConfig:
             raise EmulatorConfigError(
                 f"max_requests_per_second of inlet {self.inlet_id!r} must be > 0 or null, "
                 f"got {self.max_requests_per_second!r}"
+            )
+        if self.max_messages_per_second is not None and self.max_messages_per_second <= 0:
+            raise EmulatorConfigError(
+                f"max_messages_per_second of inlet {self.inlet_id!r} must be > 0 or null, "
+                f"got {self.max_messages_per_second!r}"
             )
 
 

@@ -358,6 +358,17 @@ class _Handler(BaseHTTPRequestHandler):
                 inlet_problem(400, f"inletId: [{inlet_id}] request body is not valid JSON", cause=str(err)),
             )
             return
+        messages = data.get("messages") if endpoint == "batch" and isinstance(data, dict) else None
+        count = len(messages) if isinstance(messages, list) else 1
+        wait = state.admit_messages(inlet_id, inlet.max_messages_per_second, count)
+        if wait is not None:
+            state.record(endpoint, 429, inlet_id=inlet_id, body_bytes=len(raw))
+            self._send(
+                429,
+                inlet_problem(429, f"inletId: [{inlet_id}] too many messages"),
+                {"Retry-After": retry_after_header(wait)},
+            )
+            return
         org = config.inlet_org(inlet)
         if endpoint == "batch":
             self._batch(inlet, org, data, fault, raw)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 import copy
 import json
 import math
@@ -70,6 +72,28 @@ class _Window:
         return None
 
 
+class _SlidingCount:
+    """Messages admitted in the last ``length`` seconds (per inlet): "no more than N in any second"."""
+
+    __slots__ = ("entries", "length", "limit", "total")
+
+    def __init__(self, limit: float, length: float = 1.0) -> None:
+        self.limit = limit
+        self.length = length
+        self.entries: collections.deque[tuple[float, int]] = collections.deque()
+        self.total = 0
+
+    def admit(self, now: float, count: int) -> float | None:
+        """Count ``count`` messages; ``None`` if admitted, else seconds until enough leave the window."""
+        while self.entries and now - self.entries[0][0] >= self.length:
+            self.total -= self.entries.popleft()[1]
+        if self.entries and self.total + count > self.limit:
+            return max(self.entries[0][0] + self.length - now, 0.001)
+        self.entries.append((now, count))
+        self.total += count
+        return None
+
+
 class EmulatorState:
     """
     Tokens, faults, accepted messages and counters, shared by all request threads.
@@ -93,6 +117,7 @@ class EmulatorState:
         self._accepted_by_inlet: dict[str, int] = defaultdict(int)
         self._rate: dict[str, _Window] = {}
         self._sync: dict[str, _Window] = {}
+        self._messages: dict[str, _SlidingCount] = {}
 
     def reset(self) -> None:
         """Forget tokens, faults, accepted messages and counters (the config stays)."""
@@ -192,6 +217,20 @@ class EmulatorState:
                     self._counters["rate_limited"] += 1
                     return wait
         return None
+
+    def admit_messages(self, inlet_id: str, per_second: float | None, count: int) -> float | None:
+        """``None`` if ``count`` more messages are within the inlet's messages/s, else seconds to wait (429)."""
+        if per_second is None:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            window = self._messages.get(inlet_id)
+            if window is None:
+                window = self._messages[inlet_id] = _SlidingCount(per_second)
+            wait = window.admit(now, count)
+            if wait is not None:
+                self._counters["rate_limited"] += 1
+            return wait
 
     # -- records and counters ----------------------------------------------------------------
 

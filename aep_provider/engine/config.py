@@ -183,8 +183,13 @@ def validate_timeouts(
     ):
         if value is None and name == "commit_interval_seconds":
             continue
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if not ok or value < 0 or (value == 0 and not allow_zero):
+        if (
+            not isinstance(value, (int, float))
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+            or value < 0
+            or (value == 0 and not allow_zero)
+        ):
             kind = "a number >= 0" if allow_zero else "a positive number"
             raise ValueError(f"{name} must be {kind} of seconds, got {value!r}")
     if commit_interval_seconds is not None:

@@ -13,13 +13,12 @@ from airflow.sdk.log import mask_secret
 
 from aep_provider.aep.errors import AEPConfigError, AEPError
 from aep_provider.aep.inlet import DEFAULT_INLET_URL, InletClient
+from aep_provider.aep.options import EXTRAS
 from aep_provider.aep.results import BatchResult
 from aep_provider.aep.settings import AEPSettings
 
 #: Extras (and constructor keyword arguments) the connection understands, beyond host/login/password.
-CONNECTION_EXTRAS = tuple(
-    sorted(AEPSettings.option_names() - {"inlet_url", "client_id", "client_secret"})
-)
+CONNECTION_EXTRAS = tuple(sorted(EXTRAS))
 _LEGACY_PREFIX = "extra__adobe_aep__"
 
 #: What :meth:`AEPStreamingHook.send_batch` accepts per message.
@@ -31,11 +30,10 @@ class AEPStreamingHook(BaseHook):
     Sends messages to an AEP streaming inlet described by an ``adobe_aep`` connection.
 
     Connection: host = inlet base URL (default ``https://dcs.adobedc.net``), login = OAuth
-    client id, password = client secret; extras ``inlet_id`` (required), ``ims_org_id``,
-    ``sandbox_name``, ``ims_url``, ``scopes``, ``flow_id``, ``auth`` (oauth|token|none),
-    ``access_token``, ``timeout``, ``verify``, ``proxy``, ``retry_deadline_seconds``,
-    ``max_attempts``, ``max_requests_per_second``, ``max_messages_per_second``, ... .
-    Nothing touches the network until the first call.
+    client id, password = client secret, extra ``inlet_id`` (required); every other extra,
+    its type, default and meaning is declared in :data:`aep_provider.aep.options.OPTIONS`
+    (the README's connection table is generated from it). Nothing touches the network until
+    the first call.
 
     :param aep_conn_id: the ``adobe_aep`` connection id.
     :param inlet_id: overrides the connection's ``inlet_id`` extra.

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -9,10 +10,12 @@ from tests.aep.fakes import FakeClock
 
 
 def send_times(window: SlidingWindow, clock: FakeClock, amounts: list[float]) -> list[float]:
+    """Acquire each amount in turn, answered at once; the times they were let through."""
     times = []
     for amount in amounts:
-        window.acquire(amount)
+        _, use = window.acquire(amount)
         times.append(clock.now)
+        window.release(use)
     return times
 
 
@@ -45,25 +48,67 @@ def test_units_free_up_as_time_passes():
     clock.advance(0.5)
     send_times(window, clock, [5])
     clock.advance(0.6)  # the first 5 left the window
-    assert window.reserve(5) == 0.0
-    assert window.reserve(1) == pytest.approx(0.4)
+    assert window.acquire(5)[0] == 0.0
+    assert window.acquire(1)[0] == pytest.approx(0.4)
 
 
 def test_amount_over_the_limit_goes_alone_once_the_window_is_empty():
     clock = FakeClock(0.0)
     window = SlidingWindow(100, clock=clock, sleep=clock.sleep)
-    window.acquire(10)
-    assert window.acquire(300) == pytest.approx(1.0)
-    assert window.reserve(1) == pytest.approx(1.0)
+    send_times(window, clock, [10])
+    waited, big = window.acquire(300)
+    assert waited == pytest.approx(1.0)
+    window.release(big)
+    assert window.acquire(1)[0] == pytest.approx(1.0)
+
+
+def test_a_use_in_flight_counts_until_a_window_after_its_answer():
+    """The server counts a request when it arrives, which is no later than its answer."""
+    clock = FakeClock(0.0)
+    window = SlidingWindow(10, clock=clock, sleep=clock.sleep)
+    _, slow = window.acquire(10)
+    clock.advance(5.0)  # still in flight five windows later: it may not have arrived yet
+    assert window._try(1, clock.now) == (None, None)  # wait for a release, however long
+    window.release(slow)
+    clock.advance(0.5)
+    use, wait = window._try(1, clock.now)
+    assert use is None and wait == pytest.approx(0.5)
+    clock.advance(0.5)
+    assert window._try(1, clock.now)[0] is not None
+
+
+def test_a_release_wakes_a_waiting_acquire():
+    window = SlidingWindow(1, window=0.05)
+    _, held = window.acquire(1)
+    released_at: list[float] = []
+
+    def answer_later() -> None:
+        time.sleep(0.1)
+        released_at.append(time.monotonic())
+        window.release(held)
+
+    threading.Thread(target=answer_later).start()
+    waited, _ = window.acquire(1)
+    # Admitted only one window after the release, not one window after the send.
+    assert time.monotonic() >= released_at[0] + 0.05 - 0.005
+    assert waited >= 0.14
 
 
 def test_limiter_waits_for_the_tighter_of_requests_and_messages():
     clock = FakeClock(0.0)
     limiter = RateLimiter(max_requests_per_second=1000, max_messages_per_second=100, clock=clock, sleep=clock.sleep)
-    assert limiter.acquire(100) == 0.0
-    assert limiter.acquire(50) == pytest.approx(1.0)
+    with limiter.acquire(100) as first:
+        pass
+    assert first.waited == 0.0
+    with limiter.acquire(50) as second:
+        pass
+    assert second.waited == pytest.approx(1.0)
     limiter = RateLimiter(max_requests_per_second=2, max_messages_per_second=10_000, clock=clock, sleep=clock.sleep)
-    assert [limiter.acquire(1) for _ in range(3)] == [0.0, 0.0, pytest.approx(1.0)]
+    waits = []
+    for _ in range(3):
+        with limiter.acquire(1) as permit:
+            waits.append(permit.waited)
+    assert waits == [0.0, 0.0, pytest.approx(1.0)]
 
 
 @pytest.mark.parametrize("off", [None, 0])
@@ -71,25 +116,28 @@ def test_limits_can_be_switched_off(off):
     clock = FakeClock()
     limiter = RateLimiter(off, off, clock=clock, sleep=clock.sleep)
     assert not limiter.enabled
-    assert sum(limiter.acquire(10_000) for _ in range(100)) == 0.0
+    assert sum(limiter.acquire(10_000).waited for _ in range(100)) == 0.0
 
 
-def test_reservations_from_many_threads_respect_the_limit():
-    clock = FakeClock(0.0)
+def test_many_threads_share_the_limit_without_deadlock():
+    window = SlidingWindow(50, window=0.05)
+    done: list[int] = []
     lock = threading.Lock()
-    waits: list[float] = []
-    window = SlidingWindow(100, clock=clock, sleep=lambda s: None)
 
     def worker() -> None:
-        for _ in range(50):
-            w = window.reserve()
+        for _ in range(25):
+            _, use = window.acquire(1)
+            time.sleep(0.001)  # the request
+            window.release(use)
             with lock:
-                waits.append(w)
+                done.append(1)
 
+    started = time.monotonic()
     threads = [threading.Thread(target=worker) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
-    # 400 reservations at 100/s with the clock standing still: four whole windows, 100 each.
-    assert sorted(round(w, 6) for w in waits) == sorted([0.0] * 100 + [1.0] * 100 + [2.0] * 100 + [3.0] * 100)
+        t.join(timeout=10)
+    # 200 uses at 50 per 0.05 s: at least three more windows after the first 50.
+    assert len(done) == 200
+    assert time.monotonic() - started >= 0.15

@@ -4,7 +4,16 @@ import random
 
 import pytest
 
-from aep_provider.aep.retry import Deadline, RetryBudget, RetryPolicy, parse_retry_after
+from aep_provider.aep.retry import (
+    Action,
+    Answer,
+    Deadline,
+    RetryBudget,
+    RetryDriver,
+    RetryPolicy,
+    classify_status,
+    parse_retry_after,
+)
 from tests.aep.fakes import FakeClock
 
 
@@ -80,3 +89,96 @@ def test_parse_retry_after_http_date():
 def test_policy_rejects_nonsense(kwargs):
     with pytest.raises(ValueError):
         RetryPolicy(**kwargs)
+
+
+# -- one classification, one driver -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "action"),
+    [
+        (None, Action.RETRY),  # transport error
+        (200, Action.SUCCESS),
+        (207, Action.SUCCESS),
+        (401, Action.RENEW_TOKEN),
+        (403, Action.RENEW_TOKEN),
+        (429, Action.RETRY),
+        (500, Action.RETRY),
+        (502, Action.RETRY),
+        (503, Action.RETRY),
+        (504, Action.RETRY),
+        (501, Action.DONT_RETRY),
+        (400, Action.DONT_RETRY),
+        (404, Action.DONT_RETRY),
+        (413, Action.DONT_RETRY),
+        (302, Action.DONT_RETRY),
+    ],
+)
+def test_every_answer_is_classified_in_one_place(status, action):
+    assert classify_status(status) is action
+
+
+def _driver(**policy):
+    clock = FakeClock()
+    return RetryDriver(RetryPolicy(**policy), clock=clock, sleep=clock.sleep), clock
+
+
+def _script(*answers):
+    """An attempt function answering ``answers`` in turn, recording how often it was called."""
+    calls = []
+
+    def attempt(deadline):
+        calls.append(deadline.remaining())
+        return answers[min(len(calls) - 1, len(answers) - 1)]
+
+    return attempt, calls
+
+
+def test_driver_retries_until_success_and_counts_retries():
+    driver, _ = _driver(max_attempts=5, backoff_base_seconds=0.1)
+    attempt, calls = _script(Answer(Action.RETRY), Answer(Action.RETRY_PARTIAL), Answer(Action.SUCCESS, value="ok"))
+    final = driver.run(attempt)
+    assert (final.action, final.value, len(calls), driver.budget.retries, driver.exhausted) == (
+        Action.SUCCESS,
+        "ok",
+        3,
+        2,
+        False,
+    )
+
+
+def test_driver_stops_at_a_final_answer_without_waiting():
+    driver, clock = _driver()
+    attempt, calls = _script(Answer(Action.DONT_RETRY, status=400))
+    assert driver.run(attempt).status == 400
+    assert len(calls) == 1 and clock.sleeps == []
+
+
+def test_driver_reports_exhaustion_with_the_last_retryable_answer():
+    driver, _ = _driver(max_attempts=3, backoff_base_seconds=0.01)
+    attempt, calls = _script(Answer(Action.RETRY, status=503))
+    final = driver.run(attempt)
+    assert (final.status, driver.exhausted, len(calls)) == (503, True, 3)
+
+
+def test_driver_honours_retry_after():
+    driver, clock = _driver(max_attempts=3, deadline_seconds=100)
+    attempt, _ = _script(Answer(Action.RETRY, status=429, retry_after=7.0), Answer(Action.SUCCESS))
+    driver.run(attempt)
+    assert clock.sleeps == [7.0]
+
+
+def test_driver_renews_the_token_once_and_at_once():
+    driver, clock = _driver()
+    renewals = []
+    attempt, calls = _script(Answer(Action.RENEW_TOKEN, status=401))
+    final = driver.run(attempt, renew=lambda: renewals.append(1))
+    assert final.action is Action.RENEW_TOKEN  # refused again after one renewal: final
+    assert (len(renewals), len(calls), clock.sleeps) == (1, 2, [])
+
+
+def test_driver_without_a_renewal_treats_401_as_final():
+    driver, _ = _driver()
+    attempt, calls = _script(Answer(Action.RENEW_TOKEN, status=401))
+    assert driver.run(attempt).action is Action.RENEW_TOKEN
+    assert len(calls) == 1

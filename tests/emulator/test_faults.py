@@ -155,3 +155,23 @@ def test_rate_limit_answers_429_with_retry_after(make_aep_emulator):
     assert answers[-1].json()["status"] == 429
     assert emulator.stats()["rate_limited"] == 1
     assert len(emulator.accepted()) == len(statuses) - 1
+
+
+def test_message_rate_limit_counts_messages_in_any_second(make_aep_emulator):
+    emulator = make_aep_emulator(EmulatorConfig(inlets=(InletConfig(max_messages_per_second=5),)))
+    inlet = Inlet(emulator)
+    # 3 + 2 messages fit the window; 1 more does not, whatever the request count.
+    assert inlet.batch([xdm(), xdm(), xdm()]).status_code == 207
+    assert inlet.batch([xdm(), xdm()]).status_code == 207
+    refused = inlet.batch([xdm()])
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "1"
+    assert "too many messages" in refused.json()["report"]["message"]
+    assert emulator.stats()["rate_limited"] == 1
+    assert len(emulator.accepted()) == 5
+    time.sleep(1.05)
+    assert inlet.batch([xdm()]).status_code == 207
+
+
+def test_message_rate_limit_admits_one_batch_larger_than_it_alone(make_aep_emulator):
+    emulator = make_aep_emulator(EmulatorConfig(inlets=(InletConfig(max_messages_per_second=2),)))
+    assert Inlet(emulator).batch([xdm(), xdm(), xdm()]).status_code == 207
