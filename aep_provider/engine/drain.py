@@ -147,6 +147,11 @@ class DrainEngine:
 
     # -- public -------------------------------------------------------------------------
 
+    @property
+    def ended_without_joining(self) -> bool:
+        """True when the run found nothing to read from offsets alone and ended without joining the group."""
+        return self._nothing_to_read
+
     def stop(self) -> None:
         """Ask the run to stop soon: no new requests, in-flight settled (bounded), acknowledged offsets committed."""
         self._stop.set()
@@ -567,6 +572,7 @@ class DrainEngine:
         s.retries += result.retries
         s.throttled += result.throttled
         s.bytes += result.bytes_sent
+        s.add_request_durations(result.request_seconds)
         if len(result.results) != len(batch.items):
             self._fail(DrainError(f"AEP answered {len(result.results)} result(s) for {len(batch.items)} message(s) of {parts}"))
             return

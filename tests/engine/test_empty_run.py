@@ -123,7 +123,7 @@ def test_replays_keep_their_path(kafka_bootstrap, make_topic, aep_emulator):
         consumer_conf=conf, topics=[topic], sender=inlet_client(aep_emulator), config=DrainConfig(**FAST), planner=planner
     )
     assert engine.run().stopped_by == "end"
-    assert not engine._nothing_to_read
+    assert not engine.ended_without_joining
 
 
 def test_log_has_collapsible_sections_and_lists_only_the_first_rejections(kafka_bootstrap, make_topic, aep_emulator, caplog):
