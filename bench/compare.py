@@ -20,7 +20,8 @@ The three alternate (the order rotates) ``--repeat`` times. Then, unless switche
 * throttled: ours with the client's default limits against an emulator enforcing 10,000
   messages/s and 1,000 requests/s, on ``--throttled-events``: messages/s and 429 answers;
 * memory: ours at N = events/4 and at 4N = events: peak RSS of each;
-* empty: ours again on the group that has just drained everything (a run with nothing to do).
+* empty: ours again on the group that has just drained everything (a run with nothing to do: it
+  must end from offsets alone, without joining the group, or the case fails).
 
 Every case must move exactly its events (the emulator's count must agree) or the script exits 1
 without figures. It reports events/s, CPU µs per event (the case process's user + system time
@@ -173,10 +174,14 @@ def case_peer(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def case_ours(args: argparse.Namespace) -> dict[str, Any]:
-    """:func:`run_drain` with the client the hook builds (token, retries, limits as asked)."""
+    """
+    What :func:`run_drain` runs, with the client the hook builds (token, retries, limits as asked).
+
+    With no events (the empty case) the run must end from offsets alone, without joining the group.
+    """
     from aep_provider.aep.settings import AEPSettings
     from aep_provider.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_IMS_ORG_ID, DEFAULT_INLET_ID
-    from aep_provider.engine import DrainConfig, run_drain
+    from aep_provider.engine import DrainConfig, DrainEngine
 
     values: dict[str, Any] = {
         "inlet_id": DEFAULT_INLET_ID,
@@ -196,11 +201,14 @@ def case_ours(args: argparse.Namespace) -> dict[str, Any]:
     )
     cpu0 = _cpu()
     try:
-        summary = run_drain(
+        engine = DrainEngine(
             consumer_conf=_group_conf(args.bootstrap, args.group), topics=[args.topic], sender=client, config=config
         )
+        summary = engine.run()
     finally:
         client.close()
+    if not args.events and not engine.ended_without_joining:
+        raise BenchError("ours: the empty run joined the group instead of ending from offsets alone")
     if summary.delivered != args.events:
         raise BenchError(f"ours: delivered {summary.delivered} of {args.events} (stopped by {summary.stopped_by})")
     return {

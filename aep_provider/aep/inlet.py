@@ -361,6 +361,8 @@ class InletClient:
         call.result.requests += 1
         call.result.bytes_sent += len(body)
         attempt = call.driver.budget.attempts
+        # The request alone is timed (not the token, not the rate limiter's wait): that is AEP's latency.
+        sent_at = self._clock()
         try:
             # Redirects are not followed: a bearer token must only ever go to the configured host.
             response = self._session.post(
@@ -374,10 +376,12 @@ class InletClient:
             )
             read_body(response, deadline)
         except requests.RequestException as exc:
+            call.result.request_seconds.append(self._clock() - sent_at)
             call.last = describe_exception(exc, [token, self._proxy])
             call.last_status = None
             log.warning("POST %s failed: %s (attempt %d)", url, call.last, attempt)
             return Answer(Action.RETRY, detail=call.last)
+        call.result.request_seconds.append(self._clock() - sent_at)
         status = response.status_code
         log.debug("POST %s: HTTP %d (%d messages, %d bytes)", url, status, n_messages, len(body))
         action = classify_status(status)

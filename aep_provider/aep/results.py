@@ -53,6 +53,8 @@ class BatchResult:
     throttled: int = 0
     bytes_sent: int = 0
     batch_ids: list[str] = field(default_factory=list)
+    #: Duration of each HTTP request of the call (retries included), in seconds.
+    request_seconds: list[float] = field(default_factory=list)
     #: The final error that ended the call after AEP had already answered for some messages
     #: (credentials refused on a re-send, a refused request, IMS down): the results above
     #: stand, the messages without an answer are RETRYABLE. None when the call ended normally.

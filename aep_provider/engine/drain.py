@@ -21,9 +21,10 @@ from aep_provider.engine.dlq import DeadLetterWriter, check_dead_letter_topic
 from aep_provider.engine.errors import DrainError, KafkaSetupError, KafkaUnavailableError, RecordRejectedError, ReplayError
 from aep_provider.engine.group import GroupWatcher
 from aep_provider.engine.ledger import PartitionLedger
+from aep_provider.engine.logsections import LogSections, log_section
 from aep_provider.engine.payload import GuardedShaper, KafkaRecord, PassthroughShaper, PayloadShaper
-from aep_provider.engine.plan import GroupOffsetsPlanner, PartitionPlan, Planner, Watermarks, snapshot
-from aep_provider.engine.summary import PartitionSummary, RunSummary, shorten
+from aep_provider.engine.plan import GroupOffsetsPlanner, PartitionPlan, Planner, Watermarks, nothing_to_read, snapshot
+from aep_provider.engine.summary import MAX_REJECTION_SAMPLES, PartitionSummary, RunSummary, shorten
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,11 @@ _COOPERATIVE_EMPTY_GRACE_SECONDS = 2.0
 
 #: How often an instance without partitions asks the group whether the handover is over.
 _GROUP_CHECK_INTERVAL_SECONDS = 1.0
+
+#: Titles of the task log's collapsible sections (see :mod:`~aep_provider.engine.logsections`).
+SECTION_PLAN = "Plan: snapshot and assignment"
+SECTION_PROGRESS = "Progress"
+SECTION_TOTALS = "Totals per partition"
 
 #: Commit answers meaning "the group is between generations" (see :mod:`~aep_provider.engine.commits`).
 _REBALANCING_COMMIT_ERRORS = REBALANCING_COMMIT_ERRORS
@@ -135,8 +141,16 @@ class DrainEngine:
         self._group = GroupWatcher(self.consumer_conf, timeout=min(self.config.kafka_timeout_seconds, 5.0))
         self._next_group_check = 0.0
         self._committer = AsyncCommitter(str(self.consumer_conf.get("group.id")), self._committed)
+        self._sections = LogSections(log)
+        # Set when the run found nothing to read from offsets alone and did not join the group.
+        self._nothing_to_read = False
 
     # -- public -------------------------------------------------------------------------
+
+    @property
+    def ended_without_joining(self) -> bool:
+        """True when the run found nothing to read from offsets alone and ended without joining the group."""
+        return self._nothing_to_read
 
     def stop(self) -> None:
         """Ask the run to stop soon: no new requests, in-flight settled (bounded), acknowledged offsets committed."""
@@ -151,6 +165,7 @@ class DrainEngine:
             detail = err.args[0].str() if isinstance(err, KafkaException) else str(err)
             raise KafkaSetupError(f"the Kafka consumer configuration is invalid: {detail}") from None
         pool = ThreadPoolExecutor(max_workers=self.config.max_in_flight, thread_name_prefix="aep-send")
+        self._sections.open(SECTION_PLAN)
         try:
             self._snapshot = snapshot(
                 self._consumer, self.topics, timeout=self.config.kafka_timeout_seconds, bootstrap=self._bootstrap
@@ -159,9 +174,6 @@ class DrainEngine:
                 check_dead_letter_topic(
                     self.consumer_conf, self.config.dlq_topic, self.topics, timeout=self.config.kafka_timeout_seconds
                 )
-                dlq_conf = producer_config(self.consumer_conf)
-                dlq_conf["message.timeout.ms"] = int(self.config.kafka_timeout_seconds * 1000)
-                self._dlq = DeadLetterWriter(dlq_conf, self.config.dlq_topic)
             log.info(
                 "Draining %s from bootstrap.servers=%s group.id=%s: %d partition(s), %d record offset(s) up to the snapshot end",
                 ", ".join(self.topics),
@@ -170,13 +182,9 @@ class DrainEngine:
                 len(self._snapshot),
                 sum(m.high - m.low for m in self._snapshot.values()),
             )
-            if self._joins_group:
-                self._consumer.subscribe(
-                    self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
-                )
-            else:
-                self._on_assign(self._consumer, [TopicPartition(t, p) for t, p in sorted(self._snapshot)])
-            self._loop(pool, started)
+            # An empty run must stay cheap: no JoinGroup (and no rebalance of the members at work).
+            if not (self._joins_group and self._end_if_nothing_to_read()):
+                self._read(pool, started)
         except DrainError as err:
             self._failure = self._failure or err
         except KafkaException as err:
@@ -195,6 +203,24 @@ class DrainEngine:
                 self._failure = self._rejected_failure()
             self._finish(started)
             pool.shutdown(wait=False, cancel_futures=True)
+            self._sections.close()
+        return self._report()
+
+    def _read(self, pool: ThreadPoolExecutor, started: float) -> None:
+        """Open the dead-letter writer, join the group (or assign, for a replay) and run the loop."""
+        assert self._consumer is not None
+        if self.config.dlq_topic:
+            dlq_conf = producer_config(self.consumer_conf)
+            dlq_conf["message.timeout.ms"] = int(self.config.kafka_timeout_seconds * 1000)
+            self._dlq = DeadLetterWriter(dlq_conf, self.config.dlq_topic)
+        if self._joins_group:
+            self._consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
+        else:
+            self._on_assign(self._consumer, [TopicPartition(t, p) for t, p in sorted(self._snapshot)])
+        self._loop(pool, started)
+
+    def _report(self) -> RunSummary:
+        """Log the closing line and the details (collapsible sections), raise the run's failure or return the summary."""
         if self._failure is None and not self.planner.commit and self.summary.stopped_by != "end":
             # A green replay must mean "the interval was replayed": one cut short says so by failing.
             self._failure = ReplayError(
@@ -205,12 +231,53 @@ class DrainEngine:
             )
         if self._failure is not None:
             self.summary.stopped_by = "failed"
+        # The closing line stays visible; the listings below it fold.
         log.info(self.summary.closing_line())
-        for line in self.summary.detail_lines():
-            log.info(line)
+        rejections = self.summary.rejection_lines()
+        if rejections:
+            with log_section(log, f"Rejected records ({self.summary.rejected})"):
+                for line in rejections:
+                    log.info(line)
+        details = self.summary.detail_lines()
+        if details:
+            with log_section(log, SECTION_TOTALS):
+                for line in details:
+                    log.info(line)
         if self._failure is not None:
             raise self._failure
         return self.summary
+
+    def _end_if_nothing_to_read(self) -> bool:
+        """
+        Before joining the group: when its committed offsets show nothing to read on any partition
+        (and nothing to commit), fill in the summary and return True, so the run ends without a
+        JoinGroup. Offsets alone decide, so other members owning partitions meanwhile do not matter.
+        """
+        assert self._consumer is not None
+        partitions = [TopicPartition(t, p) for t, p in sorted(self._snapshot)]
+        try:
+            plans = self.planner.plan(self._consumer, partitions, self._snapshot)
+        except KafkaUnavailableError as err:
+            # The assignment path has its own handling of a coordinator that does not answer
+            # (fail on the first round, defer partitions in later ones): leave it to that.
+            log.warning("Could not tell from offsets alone whether anything waits (%s); joining the group", err)
+            return False
+        reset = str(self.consumer_conf.get("auto.offset.reset", "earliest")).lower()
+        if not nothing_to_read(plans, reset):
+            return False
+        for plan in plans:
+            summary = self.summary.add_partition(PartitionSummary(plan.topic, plan.partition, plan.start, plan.end))
+            summary.committed = plan.committed
+            # The snapshot end is current enough: querying it again would only cost time.
+            summary.topic_end = self._snapshot[plan.key].high
+        self._nothing_to_read = True
+        log.info(
+            "Nothing to read: group %r has committed the end of all %d partition(s) of %s; ending without joining the group",
+            self.consumer_conf.get("group.id"),
+            len(plans),
+            ", ".join(self.topics),
+        )
+        return True
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -405,8 +472,18 @@ class DrainEngine:
         self.summary.add_rejection(record.topic, record.partition, record.offset, status, reason)
         where = st.where(record.offset)
         shown = f"status {status}: {shorten(reason)}" if status is not None else shorten(reason)
+        # The first rejections get a line each; past that they are only counted (the closing
+        # "Rejected records" section lists the first ones and the count of the rest).
+        listed = self.summary.rejected <= MAX_REJECTION_SAMPLES
+        if self.summary.rejected == MAX_REJECTION_SAMPLES + 1:
+            log.warning(
+                "More than %d records rejected: further rejections are counted, not logged one by one "
+                "(see the totals at the end of the run)",
+                MAX_REJECTION_SAMPLES,
+            )
         if self._dlq is not None:
-            log.warning("Record %s rejected (%s); writing it to dead-letter topic %r", where, shown, self._dlq.topic)
+            if listed:
+                log.warning("Record %s rejected (%s); writing it to dead-letter topic %r", where, shown, self._dlq.topic)
 
             def dead_lettered() -> None:
                 self.summary.dead_lettered += 1
@@ -414,7 +491,8 @@ class DrainEngine:
 
             self._dlq.send(record, status, reason, dead_lettered)
         elif self.config.on_reject is OnReject.SKIP:
-            log.warning("Record %s rejected (%s); skipped (on_reject='skip')", where, shown)
+            if listed:
+                log.warning("Record %s rejected (%s); skipped (on_reject='skip')", where, shown)
             st.ledger.settle(record.offset)
         elif self._rejected is None:
             # Nothing after it in this partition can be committed: do not send it either.
@@ -494,6 +572,7 @@ class DrainEngine:
         s.retries += result.retries
         s.throttled += result.throttled
         s.bytes += result.bytes_sent
+        s.add_request_durations(result.request_seconds)
         if len(result.results) != len(batch.items):
             self._fail(DrainError(f"AEP answered {len(result.results)} result(s) for {len(batch.items)} message(s) of {parts}"))
             return
@@ -648,6 +727,8 @@ class DrainEngine:
         finally:
             self._assigned_at = self._assigned_at or time.monotonic()
             self._last_progress = time.monotonic()
+            if self._sections.current == SECTION_PLAN:
+                self._sections.open(SECTION_PROGRESS)
 
     def _assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
@@ -790,7 +871,7 @@ class DrainEngine:
 
     def _read_topic_ends(self) -> None:
         """Best effort: each partition's current end offset, so the summary tells how far the group is behind."""
-        if self._consumer is None:
+        if self._consumer is None or self._nothing_to_read:
             return
         deadline = time.monotonic() + min(self.config.kafka_timeout_seconds, _TOPIC_END_BUDGET_SECONDS)
         for p in self.summary.partitions.values():

@@ -56,6 +56,10 @@ class PartitionPlan:
         return (self.topic, self.partition)
 
 
+def _is_earliest(reset: str) -> bool:
+    return reset in ("earliest", "smallest", "beginning")
+
+
 def plan_partition(
     topic: str, partition: int, *, committed: int | None, marks: Watermarks, reset: str = "earliest"
 ) -> PartitionPlan:
@@ -68,7 +72,7 @@ def plan_partition(
     if committed is None or committed < 0:
         if reset in ("latest", "largest", "end"):
             start = marks.high
-        elif reset in ("earliest", "smallest", "beginning"):
+        elif _is_earliest(reset):
             start = marks.low
         else:
             raise KafkaSetupError(
@@ -83,6 +87,26 @@ def plan_partition(
     # A committed offset past the snapshot end (records produced since, committed by another
     # run) leaves nothing to do here.
     return PartitionPlan(topic, partition, committed, max(committed, marks.high), committed=committed)
+
+
+def nothing_to_read(plans: Iterable[PartitionPlan], reset: str = "earliest") -> bool:
+    """
+    True when a drain with these plans would read nothing and commit nothing, so it can end
+    without joining the group.
+
+    A partition counts as empty when the group's committed offset is at (or past) the snapshot
+    end. One without a committed offset counts only under ``auto.offset.reset=earliest`` and only
+    when the partition retains nothing (lag 0, as :func:`aep_provider.kafka.lag.partition_lag`
+    counts it): under ``latest`` a full run pins the start offset, without which the next run
+    would skip what is produced meanwhile. A committed offset below the log start (records lost to
+    retention) is never empty either: the full run reports the loss and moves the offset.
+    """
+    for plan in plans:
+        if plan.start < plan.end or plan.lost_to_retention:
+            return False
+        if plan.committed is None and not _is_earliest(reset):
+            return False
+    return True
 
 
 class Planner(Protocol):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -40,6 +42,28 @@ def reason_class(status: int | None, reason: str) -> str:
         if marker in reason:
             return label
     return "other"
+
+
+def latency_figures(samples: Sequence[float]) -> dict[str, Any]:
+    """
+    ``count``, ``mean``, ``p50``, ``p95`` and ``max`` of request durations in seconds (None when
+    there are none). Percentiles by nearest rank: plain Python, exact, no dependency.
+    """
+    if not samples:
+        return {"count": 0, "mean": None, "p50": None, "p95": None, "max": None}
+    ordered = sorted(samples)
+    n = len(ordered)
+
+    def rank(q: float) -> float:
+        return ordered[max(math.ceil(q * n) - 1, 0)]
+
+    return {
+        "count": n,
+        "mean": round(sum(ordered) / n, 4),
+        "p50": round(rank(0.50), 4),
+        "p95": round(rank(0.95), 4),
+        "max": round(ordered[-1], 4),
+    }
 
 
 #: Keys of the XCom that only a replay fills in.
@@ -150,6 +174,19 @@ class RunSummary:
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     rejection_samples: list[RejectionSample] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # Each inlet request's duration; kept out of the dataclass fields (and so out of
+        # asdict()): the XCom carries only the figures of :meth:`request_seconds`.
+        self._request_durations: list[float] = []
+
+    def add_request_durations(self, seconds: Sequence[float]) -> None:
+        """Record the duration of inlet requests (one per HTTP request, retries included)."""
+        self._request_durations.extend(seconds)
+
+    def request_seconds(self) -> dict[str, Any]:
+        """Inlet request latency: count, mean, p50, p95, max in seconds (see :func:`latency_figures`)."""
+        return latency_figures(self._request_durations)
+
     def partition(self, topic: str, partition: int) -> PartitionSummary | None:
         return self.partitions.get(f"{topic}[{partition}]")
 
@@ -179,6 +216,7 @@ class RunSummary:
         replay = self.mode == "replay"
         data = _without(asdict(self), _DRAIN_ONLY_RUN_KEYS if replay else _REPLAY_RUN_KEYS)
         data["seconds"] = round(self.seconds, 3)
+        data["request_seconds"] = self.request_seconds()
         if not replay:
             data["lag"] = self.lag
             data["topic_lag"] = self.topic_lag
@@ -213,16 +251,25 @@ class RunSummary:
             f"partitions={len(self.partitions)} lag_left={self.lag} topic_lag={topic_lag}"
         )
 
+    def rejection_lines(self) -> list[str]:
+        """
+        Rejections by reason, then the first :data:`MAX_REJECTION_SAMPLES` rejected records with
+        their reasons, then one line counting the rest: a topic full of bad records cannot flood the log.
+        """
+        if not self.rejected:
+            return []
+        counts = ", ".join(f"{label}={n}" for label, n in sorted(self.rejected_by_reason.items()))
+        lines = [f"Rejected by reason: {counts} ({self.rejected} record(s))"]
+        for sample in self.rejection_samples:
+            lines.append(f"{sample.topic}[{sample.partition}]@{sample.offset} (status {sample.status}): {sample.reason}")
+        rest = self.rejected - len(self.rejection_samples)
+        if rest > 0:
+            lines.append(f"... and {rest} more rejected record(s), not listed (counted by reason above)")
+        return lines
+
     def detail_lines(self) -> list[str]:
-        """Log lines after the closing line: rejections by reason and per-partition lag behind the topic."""
+        """Log lines after the closing line: per-partition ranges (replays) and lag behind the topic."""
         lines = []
-        if self.rejected_by_reason:
-            counts = ", ".join(f"{label}={n}" for label, n in sorted(self.rejected_by_reason.items()))
-            first = self.rejection_samples[0]
-            lines.append(
-                f"Rejected by reason: {counts}; first at {first.topic}[{first.partition}]@{first.offset} "
-                f"(status {first.status}): {first.reason}"
-            )
         replayed = [(key, p) for key, p in sorted(self.partitions.items()) if p.replayed]
         for key, p in replayed[:MAX_PARTITION_LINES]:
             lines.append(

@@ -35,6 +35,9 @@ RUN_DURATION = f"{PREFIX}.run_duration"
 RECORDS_READ = f"{PREFIX}.records.read"
 LAG = f"{PREFIX}.lag"
 TOPIC_LAG = f"{PREFIX}.topic_lag"
+#: Inlet request latency of the run: one timer per statistic (``.p50``, ``.p95``, ``.max``, ``.mean``).
+REQUEST_LATENCY = f"{PREFIX}.request_latency"
+REQUEST_LATENCY_STATS = ("p50", "p95", "max", "mean")
 
 
 def topic_tag(topics: Sequence[str]) -> str:
@@ -62,6 +65,13 @@ def emit_run_metrics(summary: Mapping[str, Any], *, dag_id: str, task_id: str, t
         # Counters are sent even at 0: a dashboard must tell "nothing happened" from "no data".
         Stats.incr(name, count=int(summary.get(key) or 0), tags=run_tags)
     Stats.timing(RUN_DURATION, timedelta(seconds=float(summary.get("seconds") or 0.0)), tags=run_tags)
+    # The run's figures, not one timer per request: a run can make thousands of requests, and
+    # sending each as a UDP packet at the end would cost more than it tells.
+    latency = summary.get("request_seconds") or {}
+    if latency.get("count"):
+        for stat in REQUEST_LATENCY_STATS:
+            if latency.get(stat) is not None:
+                Stats.timing(f"{REQUEST_LATENCY}.{stat}", timedelta(seconds=float(latency[stat])), tags=run_tags)
 
     per_topic: dict[str, dict[str, int | None]] = {t: {"records": 0, "lag": 0, "topic_lag": None} for t in topics}
     for part in (summary.get("partitions") or {}).values():

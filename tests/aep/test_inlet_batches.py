@@ -48,6 +48,8 @@ def test_only_failed_retryable_entries_are_resent(aep_emulator):
     )
     assert sorted(accepted_ids(aep_emulator)) == ["m0", "m1", "m2", "m3", "m4"]  # each exactly once
     assert len(result.batch_ids) == 3
+    # Every HTTP request is timed (the run summary's request_seconds come from these).
+    assert len(result.request_seconds) == 3 and all(seconds > 0 for seconds in result.request_seconds)
 
 
 def test_entries_still_failing_when_budget_ends_are_retryable(aep_emulator):

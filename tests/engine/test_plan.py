@@ -5,7 +5,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from aep_provider.engine.errors import KafkaSetupError, KafkaUnavailableError
-from aep_provider.engine.plan import GroupOffsetsPlanner, Watermarks, plan_partition
+from aep_provider.engine.plan import GroupOffsetsPlanner, Watermarks, nothing_to_read, plan_partition
 
 MARKS = Watermarks(low=100, high=250)
 
@@ -61,3 +61,20 @@ def test_committed_offsets_failing_for_the_whole_budget_is_one_clear_error():
     with pytest.raises(KafkaUnavailableError, match="could not read the group's committed offsets within 1s"):
         GroupOffsetsPlanner(timeout=1).plan(consumer, [TopicPartition("t", 0)], {("t", 0): MARKS})
     assert consumer.calls > 1
+
+
+@pytest.mark.parametrize(
+    ("committed", "marks", "reset", "empty"),
+    [
+        (250, MARKS, "earliest", True),  # committed the end
+        (260, MARKS, "earliest", True),  # another run committed past this snapshot
+        (249, MARKS, "earliest", False),  # one record waits
+        (None, Watermarks(250, 250), "earliest", True),  # no offset, nothing retained: lag 0
+        (None, Watermarks(250, 250), "latest", False),  # a full run pins the start (else the next run skips)
+        (None, MARKS, "earliest", False),  # no offset, records retained
+        (40, Watermarks(250, 250), "earliest", False),  # lost to retention: the full run reports it
+    ],
+)
+def test_nothing_to_read_from_offsets_alone(committed, marks, reset, empty):
+    plans = [plan_partition("t", 0, committed=committed, marks=marks, reset=reset), plan_partition("t", 1, committed=250, marks=MARKS)]
+    assert nothing_to_read(plans, reset) is empty

@@ -88,3 +88,17 @@ def test_a_partition_handed_over_to_another_instance_does_not_count_as_lag():
     summary.add_partition(PartitionSummary("t", 1, start=0, end=10, committed=10, topic_end=12))
     assert (summary.lag, summary.topic_lag) == (0, 2)
     assert summary.to_dict()["partitions"]["t[0]"]["handed_over"] is True
+
+
+def test_request_latency_figures_by_nearest_rank():
+    from aep_provider.engine.summary import latency_figures
+
+    assert latency_figures([]) == {"count": 0, "mean": None, "p50": None, "p95": None, "max": None}
+    figures = latency_figures([n / 100 for n in range(100, 0, -1)])  # 0.01 .. 1.00, unordered
+    assert figures == {"count": 100, "mean": 0.505, "p50": 0.5, "p95": 0.95, "max": 1.0}
+    assert latency_figures([0.2]) == {"count": 1, "mean": 0.2, "p50": 0.2, "p95": 0.2, "max": 0.2}
+    summary = RunSummary()
+    summary.add_request_durations([0.1, 0.3])
+    data = summary.to_dict()
+    assert data["request_seconds"]["count"] == 2 and data["request_seconds"]["max"] == 0.3
+    assert not any(key.startswith("_") for key in data)

@@ -211,6 +211,12 @@ def test_dag_test_run_emits_metrics_asset_event_and_link(
     assert _metric(statsd_listener, "aep_provider.runs", **tags, stopped_by="end") == ["1|c"]
     [duration] = _metric(statsd_listener, "aep_provider.run_duration", **tags)
     assert duration.endswith("|ms")
+    latency = {stat: _metric(statsd_listener, f"aep_provider.request_latency.{stat}", **tags) for stat in ("p50", "p95", "max", "mean")}
+    assert all(len(values) == 1 and values[0].endswith("|ms") for values in latency.values()), latency
+    ms = {stat: float(values[0].split("|")[0]) for stat, values in latency.items()}
+    assert 0 < ms["p50"] <= ms["p95"] <= ms["max"] and ms["mean"] <= ms["max"]
+    figures = ti.xcom_pull(task_ids="drain")["request_seconds"]
+    assert figures["count"] == int(_metric(statsd_listener, "aep_provider.requests", **tags)[0].split("|")[0])
     assert not any("partition" in line for line in statsd_listener if "aep_provider" in line)
 
     with create_session() as session:
