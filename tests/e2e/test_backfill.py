@@ -249,6 +249,32 @@ def test_backfills_replay_exactly_their_interval(stack: DevStack, topic_and_grou
     assert replayed["left_to_live_drain"] == 0 and replayed["stopped_by"] == "end"
     assert sum(p["records"] for p in replayed["partitions"].values()) == PER_DAY
 
+    # Clearing the past scheduled run re-runs it as what it is, a drain: the group is at the end, so
+    # it sends nothing (a re-run never goes back to its interval; a backfill does).
+    emulator.reset()
+    cleared_at = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    cleared = session.post(
+        f"{stack.api_url}/api/v2/dags/{DAG_ID}/clearTaskInstances",
+        json={"dry_run": False, "dag_run_id": scheduled["dag_run_id"], "only_failed": False, "reset_dag_runs": True},
+        timeout=60,
+    )
+    assert cleared.status_code == 200, cleared.text
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        rerun = _get(session, f"{stack.api_url}/api/v2/dags/{DAG_ID}/dagRuns/{scheduled['dag_run_id']}")
+        tis = _get(session, f"{stack.api_url}/api/v2/dags/{DAG_ID}/dagRuns/{scheduled['dag_run_id']}/taskInstances")
+        ti = tis["task_instances"][0] if tis["task_instances"] else {}
+        ended = ti.get("end_date") or ""
+        if rerun["state"] in ("success", "failed") and ti.get("state") in ("success", "failed") and ended > cleared_at:
+            break
+        if time.monotonic() > deadline:
+            pytest.fail(f"the cleared run did not finish: {rerun}\n{_diagnostics(stack)}")
+        time.sleep(2)
+    assert rerun["state"] == "success" and rerun["run_type"] == "scheduled", _diagnostics(stack)
+    again = _summary(session, stack, scheduled["dag_run_id"])
+    assert again["mode"] == "drain" and again["delivered"] == 0 and _received_ids(stack) == []
+    assert committed(kafka_bootstrap, group, topic, PARTITIONS) == offsets
+
     # An interval without records is green and says it sent nothing.
     emulator.reset()
     (empty,) = _backfill(session, stack, _day(5))
