@@ -25,8 +25,9 @@ from confluent_kafka.admin import AdminClient
 
 from aep_provider.emulator import RemoteEmulator
 from scripts.devstack import DevStack
-from scripts.kafka_local import free_port, tail
+from scripts.kafka_local import free_port
 from scripts.sample_events import DEFAULT_DATASET_ID, DEFAULT_SCHEMA_ID, EMULATOR_IMS_ORG_ID, sample_event
+from tests.e2e.support import diagnostics
 from tests.engine.support import committed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -130,11 +131,7 @@ def stack(kafka_bootstrap: str, topic_and_group, tmp_path_factory: pytest.TempPa
 
 
 def _diagnostics(stack: DevStack) -> str:
-    parts = [f"--- airflow.log:\n{tail(stack.logs_dir / 'airflow.log', 30)}"]
-    task_logs = sorted((stack.airflow_home / "logs").rglob("*.log"), key=lambda p: p.stat().st_mtime)
-    if task_logs:
-        parts.append(f"--- {task_logs[-1]}:\n{tail(task_logs[-1], 40)}")
-    return "\n".join(parts)
+    return diagnostics(stack, 40)
 
 
 def _get(session: requests.Session, url: str, **params) -> dict:

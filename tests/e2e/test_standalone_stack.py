@@ -18,20 +18,16 @@ from confluent_kafka import Producer
 
 from aep_provider.emulator import RemoteEmulator
 from scripts.devstack import DAG_ID, DevStack
-from scripts.kafka_local import free_port, tail
+from scripts.kafka_local import free_port
 from scripts.sample_events import DEFAULT_DATASET_ID, DEFAULT_SCHEMA_ID, EMULATOR_IMS_ORG_ID, sample_event
+from tests.e2e.support import diagnostics
 
 EVENTS = 25
 RUN_TIMEOUT = 180.0
 
 
 def _diagnostics(stack: DevStack) -> str:
-    """Tails of Airflow's own log and of the newest task log, for failure messages."""
-    parts = [f"--- {stack.logs_dir / 'airflow.log'}:\n{tail(stack.logs_dir / 'airflow.log', 30)}"]
-    task_logs = sorted((stack.airflow_home / "logs").rglob("*.log"), key=lambda p: p.stat().st_mtime)
-    if task_logs:
-        parts.append(f"--- {task_logs[-1]}:\n{tail(task_logs[-1], 30)}")
-    return "\n".join(parts)
+    return diagnostics(stack, 30)
 
 
 @pytest.fixture

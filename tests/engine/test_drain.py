@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -143,55 +139,6 @@ def test_inlet_down_past_deadline_fails_then_next_run_delivers_the_rest(kafka_bo
 
     _engine(conf, topic, client, max_batch_records=100).run()
     assert received(aep_emulator) == {0: list(range(1000))}
-
-
-def test_sigkill_mid_run_then_new_run_delivers_everything_with_bounded_duplicates(
-    kafka_bootstrap, make_topic, aep_emulator
-):
-    topic = make_topic(partitions=2)
-    per_partition = 3000
-    produce(kafka_bootstrap, topic, 2, per_partition)
-    aep_emulator.inject(Fault(delay_seconds=0.1, count=None, endpoint="batch"))  # ~3 s of work
-    conf = kafka_conf(kafka_bootstrap)
-    max_in_flight, batch_records = 2, 100
-    # commit_interval_seconds=0 commits after every settle step of the loop.
-    cfg = {**FAST, "max_in_flight": max_in_flight, "max_batch_records": batch_records, "commit_interval_seconds": 0}
-    args = {"emulator_url": aep_emulator.url, "consumer_conf": conf, "topic": topic, "config": cfg}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tests.engine.drain_child", json.dumps(args)],
-        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        give_up = time.monotonic() + 60
-        while len(aep_emulator.accepted()) < 1000 and child.poll() is None and time.monotonic() < give_up:
-            time.sleep(0.02)
-        assert child.poll() is None, "the drain ended before it could be killed"
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(10)
-    finally:
-        if child.poll() is None:
-            child.kill()
-    first_run = received(aep_emulator)
-    first_count = sum(len(v) for v in first_run.values())
-    assert 0 < first_count < 2 * per_partition
-
-    aep_emulator.reset()
-    second = _engine(conf, topic, inlet_client(aep_emulator), max_batch_records=batch_records).run()
-    second_run = received(aep_emulator)
-
-    # At least once: every record arrived in one run or the other, each run in order.
-    for p in range(2):
-        assert set(first_run.get(p, [])) | set(second_run.get(p, [])) == set(range(per_partition))
-        assert second_run[p] == list(range(second_run[p][0], per_partition))
-    redelivered = sum(len(v) for v in second_run.values())
-    # Duplicates = acknowledged by AEP but not committed when killed: at most the batches in
-    # flight (max_in_flight) plus those settled since the last commit (another max_in_flight,
-    # since every loop step commits): 2 x 2 x 100 = 400 records.
-    duplicates = first_count + redelivered - 2 * per_partition
-    assert 0 <= duplicates <= 2 * max_in_flight * batch_records
-    assert second.lag == 0
 
 
 class ScriptedSender:
