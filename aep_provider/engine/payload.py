@@ -102,9 +102,13 @@ def _decode_object(value: bytes) -> dict[str, Any]:
         raise _parse_error(value, err) from None
     if not isinstance(obj, dict):
         raise ValueError(f"value is JSON {type(obj).__name__}, not an object")
-    # Each level needs an opening bracket: counting them (C speed) clears almost every value
-    # without walking it.
-    if value.count(b"{") + value.count(b"[") > MAX_NESTING_DEPTH and _depth_over(obj, MAX_NESTING_DEPTH):
+    # Each level takes an opening and a closing bracket, so a short value cannot be too deep;
+    # counting brackets (C speed, ~0.7 µs per KB) clears almost every longer one without a walk.
+    if (
+        len(value) > 2 * MAX_NESTING_DEPTH
+        and value.count(b"{") + value.count(b"[") > MAX_NESTING_DEPTH
+        and _depth_over(obj, MAX_NESTING_DEPTH)
+    ):
         raise ValueError(f"value is JSON nested too deeply (more than {MAX_NESTING_DEPTH} levels)")
     return obj
 
