@@ -39,7 +39,14 @@ _ALONE_TOO_BIG = (
 
 def build_batch_body(messages: Sequence[bytes]) -> bytes:
     """``{"messages":[m1,m2,...]}`` by joining the already-encoded messages (no re-encoding)."""
-    return b'{"messages":[' + b",".join(messages) + b"]}"
+    if not messages:
+        return b'{"messages":[]}'
+    # One join writes the body once: the wrapper rides on the first and last message (copies of
+    # two messages) instead of copying the whole joined body again to add it.
+    parts = list(messages)
+    parts[0] = b'{"messages":[' + parts[0]
+    parts[-1] = parts[-1] + b"]}"
+    return b",".join(parts)
 
 
 def _check_inlet_id(inlet_id: str | None) -> str:

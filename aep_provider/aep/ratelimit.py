@@ -158,6 +158,11 @@ class RateLimiter:
     def enabled(self) -> bool:
         return self._requests is not None or self._messages is not None
 
+    @property
+    def max_messages_per_second(self) -> float | None:
+        """The messages/s limit, None when off (the engine evens its batches out to it)."""
+        return self._messages.limit if self._messages is not None else None
+
     def acquire(self, messages: int) -> Permit:
         """
         Wait until one request carrying ``messages`` messages may go.

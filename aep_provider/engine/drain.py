@@ -123,7 +123,7 @@ class DrainEngine:
         self._consumer: Consumer | None = None
         self._snapshot: dict[TopicPartitionKey, Watermarks] = {}
         self._states: dict[TopicPartitionKey, _PartitionState] = {}
-        self._batcher = Batcher(self.config.max_batch_records, self.config.max_batch_bytes)
+        self._batcher = Batcher.for_sender(self.config.max_batch_records, self.config.max_batch_bytes, sender)
         self._in_flight: dict[Future[BatchResult], tuple[Batch, dict[TopicPartitionKey, _PartitionState]]] = {}
         self._busy: set[TopicPartitionKey] = set()
         # Partitions this consumer paused. librdkafka keeps an application pause across a revoke

@@ -17,6 +17,7 @@ from aep_provider.engine.config import (
     COMMIT_INTERVAL_DEPRECATION,
     DEFAULT_ASSIGNMENT_TIMEOUT_SECONDS,
     DEFAULT_KAFKA_TIMEOUT_SECONDS,
+    DEFAULT_MAX_BATCH_RECORDS,
     DEFAULT_PROGRESS_INTERVAL_SECONDS,
     DEFAULT_STOP_GRACE_SECONDS,
     DrainConfig,
@@ -72,7 +73,8 @@ class KafkaToAEPOperator(BaseOperator):
         config and must hold ``bootstrap.servers`` and ``group.id``.
     :param aep_conn_id: the ``adobe_aep`` connection.
     :param inlet_id: overrides the connection's inlet id. (templated)
-    :param max_batch_records: most records per request.
+    :param max_batch_records: most records per request; with the default, ``max_batch_bytes``
+        binds first for messages of 500 bytes and more, so a backlog goes out in nearly full requests.
     :param max_batch_bytes: most encoded bytes per request, at most 1,000,000.
     :param max_in_flight: most concurrent requests (a partition never has two in flight).
     :param max_records_per_run: stop cleanly after this many records; the rest waits. (templated)
@@ -135,7 +137,7 @@ class KafkaToAEPOperator(BaseOperator):
         kafka_config_id: str = "kafka_default",
         aep_conn_id: str = "aep_default",
         inlet_id: str | None = None,
-        max_batch_records: int = 500,
+        max_batch_records: int = DEFAULT_MAX_BATCH_RECORDS,
         max_batch_bytes: int = MAX_REQUEST_BYTES,
         max_in_flight: int = 4,
         max_records_per_run: int | str | None = None,

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
-from aep_provider.aep.results import batch_body_size
+import pytest
+
+from aep_provider.aep.ratelimit import RateLimiter
+from aep_provider.aep.results import MAX_REQUEST_BYTES, batch_body_size
 from aep_provider.engine.batching import Batcher
+from aep_provider.engine.config import DrainConfig
 
 A = ("t", 0)
 B = ("t", 1)
@@ -78,3 +82,70 @@ def test_drop_after_keeps_what_came_before():
     _fill(batcher, A, 6)
     assert batcher.drop_after(A, 2) == 3
     assert [i.offset for i in batcher.next_batch(set()).items] == [0, 1, 2]
+
+
+def _cut_all(batcher: Batcher) -> list:
+    batches = []
+    while (batch := batcher.next_batch(set())) is not None:
+        batches.append(batch)
+    return batches
+
+
+def test_default_limits_fill_requests_to_the_byte_limit_on_a_backlog():
+    config = DrainConfig()
+    batcher = Batcher(config.max_batch_records, config.max_batch_bytes)
+    for partition in range(6):
+        _fill(batcher, ("t", partition), 2_000, size=1_068)
+    full = _cut_all(batcher)[:-1]  # the last one takes what is left
+    assert all(b.body_size <= MAX_REQUEST_BYTES for b in full)
+    # Bytes bind, not records: 935 messages of 1,068 bytes fill 99.9 % of the body.
+    assert {len(b.items) for b in full} == {935}
+    assert min(b.body_size for b in full) / config.max_batch_bytes >= 0.99
+
+
+def test_records_bind_for_small_messages():
+    config = DrainConfig()
+    batcher = Batcher(config.max_batch_records, config.max_batch_bytes)
+    _fill(batcher, A, 5_000, size=100)
+    assert [len(b.items) for b in _cut_all(batcher)] == [2_000, 2_000, 1_000]
+
+
+def test_full_batches_are_evened_out_to_the_messages_per_second_limit():
+    batcher = Batcher(2_000, MAX_REQUEST_BYTES, messages_per_second=10_000)
+    _fill(batcher, A, 3_000, size=1_068)
+    _fill(batcher, B, 3_000, size=1_068)
+    batches = _cut_all(batcher)
+    # 935 fit the bytes; 11 requests of 909 use 9,999 of each 10,000 messages/s, 10 of 935 only 9,350.
+    assert {len(b.items) for b in batches[:-1]} == {909}
+    assert batches[0].body_size == batch_body_size(909 * 1_068, 909)
+    offsets = {A: [], B: []}
+    for batch in batches:
+        for item in batch.items:
+            offsets[item.tp].append(item.offset)
+    assert offsets == {A: list(range(3_000)), B: list(range(3_000))}  # nothing lost, order kept
+
+
+@pytest.mark.parametrize(
+    ("full", "limit", "kept"),
+    [(500, 10_000, 500), (935, 10_000, 909), (2_000, 10_000, 2_000), (1, 10_000, 1), (50, 20, 20), (3, 0.5, 1)],
+)
+def test_even_out(full, limit, kept):
+    batcher = Batcher(full, MAX_REQUEST_BYTES, messages_per_second=limit)
+    _fill(batcher, A, full + 1)
+    assert len(batcher.next_batch(set(), only_full=True).items) == kept
+
+
+def test_a_partial_batch_is_not_trimmed():
+    batcher = Batcher(2_000, MAX_REQUEST_BYTES, messages_per_second=10_000)
+    _fill(batcher, A, 1_500)
+    assert len(batcher.next_batch(set()).items) == 1_500  # a flush of what is left goes whole
+
+
+def test_for_sender_reads_the_clients_messages_limit():
+    class Sender:
+        rate_limiter = RateLimiter(max_requests_per_second=1_000, max_messages_per_second=10_000)
+
+    assert Batcher.for_sender(2_000, MAX_REQUEST_BYTES, Sender()).messages_per_second == 10_000
+    Sender.rate_limiter = RateLimiter(None, None)
+    assert Batcher.for_sender(2_000, MAX_REQUEST_BYTES, Sender()).messages_per_second is None
+    assert Batcher.for_sender(2_000, MAX_REQUEST_BYTES, object()).messages_per_second is None
