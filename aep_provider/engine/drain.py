@@ -2,7 +2,7 @@
 The drain: plan each assigned partition's range, then loop — intake (:mod:`.intake`), send
 (:mod:`.sending`), settle (:mod:`.settle`), commit (:mod:`.commits`) — until every partition
 reaches the end offset snapshotted when the run began; rebalances are handled in
-:mod:`.rebalance`, the log lines in :mod:`.report`.
+:mod:`.rebalance`, the bounded ending in :mod:`.closing`, the log lines in :mod:`.report`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from aep_provider.engine.closing import close_bounded, finish
 from aep_provider.engine.commits import OffsetCommits
 from aep_provider.engine.config import DrainConfig, producer_config
 from aep_provider.engine.dlq import DeadLetterWriter, check_dead_letter_topic
@@ -25,13 +26,13 @@ from aep_provider.engine.group import GroupWatcher
 from aep_provider.engine.intake import Intake
 from aep_provider.engine.logsections import SECTION_PLAN, LogSections
 from aep_provider.engine.payload import GuardedShaper, PassthroughShaper, PayloadShaper
-from aep_provider.engine.plan import GroupOffsetsPlanner, Planner, nothing_to_read, snapshot
+from aep_provider.engine.plan import GroupOffsetsPlanner, Planner, snapshot
 from aep_provider.engine.rebalance import Rebalancer
-from aep_provider.engine.report import log_progress, read_topic_ends, report
+from aep_provider.engine.report import log_progress, report
 from aep_provider.engine.sending import InFlight, Sender
 from aep_provider.engine.settle import Settler
 from aep_provider.engine.state import RunState
-from aep_provider.engine.summary import PartitionSummary, RunSummary
+from aep_provider.engine.summary import RunSummary
 
 __all__ = ["DrainEngine", "Sender", "close_bounded", "run_drain"]
 
@@ -87,8 +88,9 @@ class DrainEngine:
         self.sender = sender
         # Whatever one record makes the shaper raise rejects that record, never the run.
         self.shaper = GuardedShaper(shaper or PassthroughShaper())
+        self._reset = str(self.consumer_conf.get("auto.offset.reset", "earliest"))
         self.planner = planner or GroupOffsetsPlanner(
-            reset=str(self.consumer_conf.get("auto.offset.reset", "earliest")),
+            reset=self._reset,
             timeout=self.config.kafka_timeout_seconds,
         )
         self._consumer_factory = consumer_factory
@@ -144,8 +146,12 @@ class DrainEngine:
                 len(state.snapshot),
                 sum(m.high - m.low for m in state.snapshot.values()),
             )
-            # An empty run must stay cheap: no JoinGroup (and no rebalance of the members at work).
-            if not (self._joins_group and self._end_if_nothing_to_read(consumer, state)):
+            if self._joins_group and stages.rebalancer.ends_before_joining(
+                consumer, reset=self._reset, group=self.consumer_conf.get("group.id"), topics=self.topics
+            ):
+                # An empty run must stay cheap: no JoinGroup (and no rebalance of the members at work).
+                self._nothing_to_read = True
+            else:
                 self._read(stages, started)
         except DrainError as err:
             state.fail(err)
@@ -167,7 +173,15 @@ class DrainEngine:
         finally:
             if state.rejected is not None:
                 state.failure = stages.settler.rejected_failure()
-            self._finish(stages, started)
+            finish(
+                consumer,
+                state,
+                stages.in_flight,
+                commits,
+                started=started,
+                read_ends=not self._nothing_to_read,
+                bootstrap=self._bootstrap,
+            )
             pool.shutdown(wait=False, cancel_futures=True)
             self._sections.close()
         return report(self.summary, state.failure, commits=self.planner.commit)
@@ -195,37 +209,6 @@ class DrainEngine:
         else:
             rebalancer.on_assign(consumer, [TopicPartition(t, p) for t, p in sorted(stages.state.snapshot)])
         self._loop(stages, started)
-
-    def _end_if_nothing_to_read(self, consumer: Consumer, state: RunState) -> bool:
-        """
-        Before joining the group: when its committed offsets show nothing to read on any partition
-        (and nothing to commit), fill in the summary and return True, so the run ends without a
-        JoinGroup. Offsets alone decide, so other members owning partitions meanwhile do not matter.
-        """
-        partitions = [TopicPartition(t, p) for t, p in sorted(state.snapshot)]
-        try:
-            plans = self.planner.plan(consumer, partitions, state.snapshot)
-        except KafkaUnavailableError as err:
-            # The assignment path has its own handling of a coordinator that does not answer
-            # (fail on the first round, defer partitions in later ones): leave it to that.
-            log.warning("Could not tell from offsets alone whether anything waits (%s); joining the group", err)
-            return False
-        reset = str(self.consumer_conf.get("auto.offset.reset", "earliest")).lower()
-        if not nothing_to_read(plans, reset):
-            return False
-        for plan in plans:
-            summary = self.summary.add_partition(PartitionSummary(plan.topic, plan.partition, plan.start, plan.end))
-            summary.committed = plan.committed
-            # The snapshot end is current enough: querying it again would only cost time.
-            summary.topic_end = state.snapshot[plan.key].high
-        self._nothing_to_read = True
-        log.info(
-            "Nothing to read: group %r has committed the end of all %d partition(s) of %s; ending without joining the group",
-            self.consumer_conf.get("group.id"),
-            len(plans),
-            ", ".join(self.topics),
-        )
-        return True
 
     def _loop(self, stages: _Stages, started: float) -> None:
         cfg, state = self.config, stages.state
@@ -304,69 +287,6 @@ class DrainEngine:
             if now >= next_progress:
                 log_progress(state.partitions.values(), now - started)
                 next_progress = now + cfg.progress_interval_seconds
-
-    def _finish(self, stages: _Stages, started: float) -> None:
-        """Bounded settle of in-flight requests and DLQ writes, final commit, close the consumer."""
-        state, in_flight = stages.state, stages.in_flight
-        grace = self.config.stop_grace_seconds
-        if in_flight:
-            in_flight.collect(only_done=False, timeout=grace)
-            if in_flight:
-                log.warning(
-                    "%d request(s) still in flight after %gs; abandoned (their records are sent again next run)",
-                    len(in_flight),
-                    grace,
-                )
-        try:
-            if state.dlq is not None and state.dlq.pending:
-                state.dlq.flush(grace)
-        except DrainError as err:
-            state.fail(err)
-        try:
-            stages.commits.final(stages.consumer)
-        except (DrainError, KafkaException) as err:
-            failure = (
-                err if isinstance(err, DrainError) else DrainError(f"committing offsets failed: {err.args[0].str()}")
-            )
-            if state.failure is not None:
-                # The run fails for an earlier reason (e.g. a rejected record); say that the commit did not happen either.
-                log.warning("Also failed: %s", failure)
-            state.fail(failure)
-        if not self._nothing_to_read:
-            read_topic_ends(stages.consumer, self.summary, self.config.kafka_timeout_seconds)
-        self.summary.seconds = time.monotonic() - started
-        state.closing = True
-        close_bounded(stages.consumer, self.config.kafka_timeout_seconds, self._bootstrap)
-
-
-def close_bounded(consumer: Consumer, timeout: float, bootstrap: str) -> bool:
-    """
-    ``consumer.close()`` with a bound: it leaves the group, which waits on a coordinator that may
-    have gone silent. Run in a daemon thread; past ``timeout`` it is abandoned (the process exit
-    ends it; the group drops the member after ``session.timeout.ms``). Return True when it closed.
-    """
-    errors: list[BaseException] = []
-
-    def close() -> None:
-        try:
-            consumer.close()
-        except (KafkaException, RuntimeError) as err:
-            errors.append(err)
-
-    closer = threading.Thread(target=close, name="aep-kafka-close", daemon=True)
-    closer.start()
-    closer.join(timeout)
-    if closer.is_alive():
-        log.warning(
-            "Closing the Kafka consumer (bootstrap.servers=%s) did not finish within %gs; abandoned "
-            "(the group removes this member after session.timeout.ms)",
-            bootstrap,
-            timeout,
-        )
-        return False
-    if errors:
-        log.warning("Closing the Kafka consumer failed: %s", errors[0])
-    return not errors
 
 
 def run_drain(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
@@ -12,7 +13,7 @@ from aep_provider.engine.errors import DrainError, KafkaUnavailableError
 from aep_provider.engine.group import GroupWatcher
 from aep_provider.engine.ledger import PartitionLedger
 from aep_provider.engine.logsections import SECTION_PLAN, SECTION_PROGRESS, LogSections
-from aep_provider.engine.plan import Planner, Watermarks
+from aep_provider.engine.plan import Planner, Watermarks, nothing_to_read
 from aep_provider.engine.sending import InFlight
 from aep_provider.engine.state import PartitionState, RunState
 from aep_provider.engine.summary import PartitionSummary
@@ -60,6 +61,36 @@ class Rebalancer:
         self.group = group
         self.cooperative = cooperative
         self._next_group_check = 0.0
+
+    def ends_before_joining(self, consumer: Consumer, *, reset: str, group: object, topics: Sequence[str]) -> bool:
+        """
+        Before joining the group: when its committed offsets show nothing to read on any partition
+        (and nothing to commit), fill in the summary and return True, so the run ends without a
+        JoinGroup. Offsets alone decide, so other members owning partitions meanwhile do not matter.
+        """
+        state = self.state
+        partitions = [TopicPartition(t, p) for t, p in sorted(state.snapshot)]
+        try:
+            plans = self.planner.plan(consumer, partitions, state.snapshot)
+        except KafkaUnavailableError as err:
+            # The assignment path has its own handling of a coordinator that does not answer
+            # (fail on the first round, defer partitions in later ones): leave it to that.
+            log.warning("Could not tell from offsets alone whether anything waits (%s); joining the group", err)
+            return False
+        if not nothing_to_read(plans, reset.lower()):
+            return False
+        for plan in plans:
+            summary = state.summary.add_partition(PartitionSummary(plan.topic, plan.partition, plan.start, plan.end))
+            summary.committed = plan.committed
+            # The snapshot end is current enough: querying it again would only cost time.
+            summary.topic_end = state.snapshot[plan.key].high
+        log.info(
+            "Nothing to read: group %r has committed the end of all %d partition(s) of %s; ending without joining the group",
+            group,
+            len(plans),
+            ", ".join(topics),
+        )
+        return True
 
     def all_read(self, now: float) -> bool:
         """Every partition held reached its snapshot end (and none is still to come)."""
