@@ -131,21 +131,7 @@ class DrainEngine:
         stages = self._stages(consumer, state, commits, pool)
         self._sections.open(SECTION_PLAN)
         try:
-            state.snapshot = snapshot(
-                consumer, self.topics, timeout=self.config.kafka_timeout_seconds, bootstrap=self._bootstrap
-            )
-            if self.config.dlq_topic:
-                check_dead_letter_topic(
-                    self.consumer_conf, self.config.dlq_topic, self.topics, timeout=self.config.kafka_timeout_seconds
-                )
-            log.info(
-                "Draining %s from bootstrap.servers=%s group.id=%s: %d partition(s), %d record offset(s) up to the snapshot end",
-                ", ".join(self.topics),
-                self._bootstrap,
-                self.consumer_conf.get("group.id"),
-                len(state.snapshot),
-                sum(m.high - m.low for m in state.snapshot.values()),
-            )
+            self._snapshot(consumer, state)
             if self._joins_group and stages.rebalancer.ends_before_joining(
                 consumer, reset=self._reset, group=self.consumer_conf.get("group.id"), topics=self.topics
             ):
@@ -186,6 +172,24 @@ class DrainEngine:
             self._sections.close()
         return report(self.summary, state.failure, commits=self.planner.commit)
 
+    def _snapshot(self, consumer: Consumer, state: RunState) -> None:
+        """Each partition's end offset now is where this run stops; a dead-letter topic must be writable before."""
+        state.snapshot = snapshot(
+            consumer, self.topics, timeout=self.config.kafka_timeout_seconds, bootstrap=self._bootstrap
+        )
+        if self.config.dlq_topic:
+            check_dead_letter_topic(
+                self.consumer_conf, self.config.dlq_topic, self.topics, timeout=self.config.kafka_timeout_seconds
+            )
+        log.info(
+            "Draining %s from bootstrap.servers=%s group.id=%s: %d partition(s), %d record offset(s) up to the snapshot end",
+            ", ".join(self.topics),
+            self._bootstrap,
+            self.consumer_conf.get("group.id"),
+            len(state.snapshot),
+            sum(m.high - m.low for m in state.snapshot.values()),
+        )
+
     def _stages(self, consumer: Consumer, state: RunState, commits: OffsetCommits, pool: ThreadPoolExecutor) -> _Stages:
         settler = Settler(state, self.config.on_reject)
         in_flight = InFlight(state, self.sender, pool, settler, commits.committer)
@@ -211,82 +215,100 @@ class DrainEngine:
         self._loop(stages, started)
 
     def _loop(self, stages: _Stages, started: float) -> None:
-        cfg, state = self.config, stages.state
-        consumer, intake, in_flight = stages.consumer, stages.intake, stages.in_flight
+        """Each round: take what Kafka has, settle what AEP answered, send what is ready, commit what advanced."""
+        cfg, state, in_flight = self.config, stages.state, stages.in_flight
         buffer_limit = cfg.max_in_flight * cfg.max_batch_records * 2
         reading = True
-        # A broker that stops answering mid-run must not keep the run alive: bound the wait for
-        # anything (records, end of partition, rebalance) to arrive while partitions remain.
-        stall_seconds = cfg.kafka_timeout_seconds + cfg.stop_grace_seconds
         next_progress = state.last_progress = time.monotonic()
         while state.failure is None:
             now = time.monotonic()
-            if self._stop.is_set():
-                self.summary.stopped_by = "stop requested"
+            ended = self._ended_by(now - started)
+            if ended:
+                self.summary.stopped_by = ended
                 return
-            if cfg.max_run_seconds is not None and now - started >= cfg.max_run_seconds:
-                self.summary.stopped_by = "max_run_seconds"
-                return
-            if reading and cfg.max_records_per_run is not None and state.taken >= cfg.max_records_per_run:
-                self.summary.stopped_by = "max_records_per_run"
-                reading = False
-            if state.rejected is not None:
-                reading = False
-            if state.assigned_at is None and now - started > cfg.assignment_timeout_seconds:
-                raise KafkaUnavailableError(
-                    f"group {self.consumer_conf.get('group.id')!r} assigned no partitions of {', '.join(self.topics)} "
-                    f"within {cfg.assignment_timeout_seconds:g}s (bootstrap.servers={self._bootstrap!r})"
-                )
+            reading = reading and self._may_read(state)
+            self._check_assigned(state, now - started)
             idle = not in_flight and not len(state.batcher) and not (state.dlq and state.dlq.pending)
             if idle and (not reading or stages.rebalancer.all_read(now)):
                 return
-            if reading and now - state.last_progress > stall_seconds and not stages.rebalancer.all_read(now):
-                waiting = sorted(
-                    f"{st.plan.topic}[{st.plan.partition}]" for st in state.partitions.values() if not st.complete
-                )
-                raise KafkaUnavailableError(
-                    f"no record or end of partition arrived from bootstrap.servers={self._bootstrap!r} for "
-                    f"{stall_seconds:g}s while {', '.join(waiting) or 'the assignment'} had not reached the snapshot end; "
-                    "check the broker's health."
-                )
-
-            # Intake.
+            if reading:
+                self._check_stalled(stages, now)
             got_all = True
             if reading and len(state.batcher) < buffer_limit:
-                messages = consumer.consume(num_messages=cfg.max_batch_records, timeout=_POLL_SECONDS)
-                got_all = len(messages) < cfg.max_batch_records
-                for msg in messages:
-                    intake.take(msg)
-                    if cfg.max_records_per_run is not None and state.taken >= cfg.max_records_per_run:
-                        self.summary.stopped_by = "max_records_per_run"
-                        reading = False
-                    if state.rejected is not None or not reading:
-                        reading = False
-                        break
+                reading, got_all = self._take(stages)
             else:
-                # Not waiting on Kafka while the buffer is full: that is AEP's time, bounded by its deadline.
-                state.last_progress = time.monotonic()
-                if in_flight:
-                    in_flight.wait_any(_POLL_SECONDS)
-                else:
-                    time.sleep(_POLL_SECONDS / 10)
-                # Commit answers free the slots of committed batches. A record poll() returns is
-                # taken while reading (dropping it would let the commit step over it), else left
-                # for the next run.
-                polled = consumer.poll(0)
-                if polled is not None and reading:
-                    intake.take(polled)
+                self._wait_for_aep(stages, reading)
             if state.dlq:
                 state.dlq.poll()
             # Settle what finished, then send: settled batches free their slots.
             in_flight.collect(only_done=True)
             in_flight.dispatch(flush=got_all or not reading)
             # As soon as a prefix advances, asynchronously; coalesced while one commit is outstanding.
-            stages.commits.step(consumer)
+            stages.commits.step(stages.consumer)
             now = time.monotonic()
             if now >= next_progress:
                 log_progress(state.partitions.values(), now - started)
                 next_progress = now + cfg.progress_interval_seconds
+
+    def _ended_by(self, elapsed: float) -> str | None:
+        """Why the run ends now, before reaching the snapshot end (a stop request or its time limit)."""
+        if self._stop.is_set():
+            return "stop requested"
+        if self.config.max_run_seconds is not None and elapsed >= self.config.max_run_seconds:
+            return "max_run_seconds"
+        return None
+
+    def _may_read(self, state: RunState) -> bool:
+        """False once the run took its record limit, or a record was rejected under on_reject="fail"."""
+        limit = self.config.max_records_per_run
+        if limit is not None and state.taken >= limit:
+            self.summary.stopped_by = "max_records_per_run"
+            return False
+        return state.rejected is None
+
+    def _check_assigned(self, state: RunState, elapsed: float) -> None:
+        if state.assigned_at is None and elapsed > self.config.assignment_timeout_seconds:
+            raise KafkaUnavailableError(
+                f"group {self.consumer_conf.get('group.id')!r} assigned no partitions of {', '.join(self.topics)} "
+                f"within {self.config.assignment_timeout_seconds:g}s (bootstrap.servers={self._bootstrap!r})"
+            )
+
+    def _check_stalled(self, stages: _Stages, now: float) -> None:
+        # A broker that stops answering mid-run must not keep the run alive: bound the wait for
+        # anything (records, end of partition, rebalance) to arrive while partitions remain.
+        stall_seconds = self.config.kafka_timeout_seconds + self.config.stop_grace_seconds
+        if now - stages.state.last_progress > stall_seconds and not stages.rebalancer.all_read(now):
+            waiting = sorted(
+                f"{st.plan.topic}[{st.plan.partition}]" for st in stages.state.partitions.values() if not st.complete
+            )
+            raise KafkaUnavailableError(
+                f"no record or end of partition arrived from bootstrap.servers={self._bootstrap!r} for "
+                f"{stall_seconds:g}s while {', '.join(waiting) or 'the assignment'} had not reached the snapshot end; "
+                "check the broker's health."
+            )
+
+    def _take(self, stages: _Stages) -> tuple[bool, bool]:
+        """One consume(), taken in order; return whether to go on reading and whether it got all that was ready."""
+        messages = stages.consumer.consume(num_messages=self.config.max_batch_records, timeout=_POLL_SECONDS)
+        got_all = len(messages) < self.config.max_batch_records
+        for msg in messages:
+            stages.intake.take(msg)
+            if not self._may_read(stages.state):
+                return False, got_all
+        return True, got_all
+
+    def _wait_for_aep(self, stages: _Stages, reading: bool) -> None:
+        """Not waiting on Kafka while the buffer is full: that is AEP's time, bounded by its deadline."""
+        stages.state.last_progress = time.monotonic()
+        if stages.in_flight:
+            stages.in_flight.wait_any(_POLL_SECONDS)
+        else:
+            time.sleep(_POLL_SECONDS / 10)
+        # Commit answers free the slots of committed batches. A record poll() returns is taken
+        # while reading (dropping it would let the commit step over it), else left for the next run.
+        polled = stages.consumer.poll(0)
+        if polled is not None and reading:
+            stages.intake.take(polled)
 
 
 def run_drain(
