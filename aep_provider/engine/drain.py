@@ -133,7 +133,7 @@ class DrainEngine:
         try:
             self._snapshot(consumer, state)
             if self._joins_group and stages.rebalancer.ends_before_joining(
-                consumer, reset=self._reset, group=self.consumer_conf.get("group.id"), topics=self.topics
+                consumer, reset=self._reset, group_id=self.consumer_conf.get("group.id"), topics=self.topics
             ):
                 # An empty run must stay cheap: no JoinGroup (and no rebalance of the members at work).
                 self._nothing_to_read = True

@@ -62,7 +62,7 @@ class Rebalancer:
         self.cooperative = cooperative
         self._next_group_check = 0.0
 
-    def ends_before_joining(self, consumer: Consumer, *, reset: str, group: object, topics: Sequence[str]) -> bool:
+    def ends_before_joining(self, consumer: Consumer, *, reset: str, group_id: object, topics: Sequence[str]) -> bool:
         """
         Before joining the group: when its committed offsets show nothing to read on any partition
         (and nothing to commit), fill in the summary and return True, so the run ends without a
@@ -86,7 +86,7 @@ class Rebalancer:
             summary.topic_end = state.snapshot[plan.key].high
         log.info(
             "Nothing to read: group %r has committed the end of all %d partition(s) of %s; ending without joining the group",
-            group,
+            group_id,
             len(plans),
             ", ".join(topics),
         )
