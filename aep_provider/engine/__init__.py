@@ -7,6 +7,14 @@ prefix that AEP acknowledged (or that a dead-letter topic holds). A replay
 group or committing.
 The operator (:mod:`aep_provider.operators.kafka_to_aep`) is a thin Airflow adapter over
 :func:`~aep_provider.engine.drain.run_drain`.
+
+Where a record goes, by module: :mod:`.plan` (each partition's range), :mod:`.drain` (the run
+and its loop), :mod:`.intake` (a consumed message becomes a record, a skip or a rejection),
+:mod:`.payload` (decoding and shaping), :mod:`.batching`, :mod:`.sending` (requests in flight),
+:mod:`.settle` (AEP's answers, rejections; :mod:`.dlq` for dead letters), :mod:`.ledger` and
+:mod:`.commits` (what may be committed, and committing it), :mod:`.rebalance` (partitions
+taken and handed over), :mod:`.closing` (the bounded ending), :mod:`.report` (the log lines);
+:mod:`.state` holds what these share during a run.
 """
 
 from __future__ import annotations

@@ -6,11 +6,14 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from aep_provider.engine.errors import DrainError, KafkaSetupError
+
+if TYPE_CHECKING:
+    from aep_provider.engine.state import RunState
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +148,9 @@ class AsyncCommitter:
                         "grant the group's principal READ on the group and topic (or fix the setting), then rerun."
                     )
                 elif code in REBALANCING_COMMIT_ERRORS:
-                    log.info("Group %r is rebalancing (%s); committing %s again once it settles", self.group, text, where)
+                    log.info(
+                        "Group %r is rebalancing (%s); committing %s again once it settles", self.group, text, where
+                    )
                 else:
                     log.warning("Committing %s to group %r failed (%s); trying again", where, self.group, text)
             if not parts and err is not None:
@@ -209,3 +214,90 @@ def commit_targets(states: Mapping[TopicPartitionKey, Any], *, pin_start: bool =
         elif offset > st.last_committed:
             out[key] = offset
     return out
+
+
+class OffsetCommits:
+    """
+    Commits each partition's settled prefix: asynchronously as it advances, synchronously when a
+    rebalance hands partitions over, and once more, bounded, at the end of the run.
+
+    :param state: the run's shared state (the partitions and their ledgers).
+    :param group: the consumer group id (for messages).
+    :param enabled: False for a run that commits nothing (a replay).
+    """
+
+    def __init__(self, state: RunState, group: str, *, enabled: bool) -> None:
+        self.state = state
+        self.group = group
+        self.enabled = enabled
+        self.committer = AsyncCommitter(group, state.confirmed)
+
+    def step(self, consumer: Consumer) -> None:
+        """Commit what advanced, asynchronously (one commit outstanding at most)."""
+        if not self.enabled:
+            self.committer.forget()
+            return
+        self.committer.step(consumer, lambda: commit_targets(self.state.partitions))
+
+    def handover(self, consumer: Consumer, keys: set[TopicPartitionKey]) -> bool:
+        """
+        Synchronously commit the settled prefix of partitions about to be handed over.
+
+        :return: False when the group was rebalancing and refused the commit (try again later).
+        :raises DrainError: on any other error.
+        """
+        if not self.enabled:
+            return True
+        targets = []
+        for key, st in self.state.partitions.items():
+            if key not in keys:
+                continue
+            offset = st.ledger.commit_offset()
+            if st.last_committed is None or offset > st.last_committed:
+                targets.append((st, TopicPartition(key[0], key[1], offset)))
+        if not targets:
+            return True
+        try:
+            answer = consumer.commit(offsets=[tp for _, tp in targets], asynchronous=False)
+        except KafkaException as err:
+            if err.args[0].code() in REBALANCING_COMMIT_ERRORS:
+                log.info(
+                    "Group %r is rebalancing (%s); committing again once it settles", self.group, err.args[0].str()
+                )
+                return False
+            raise DrainError(f"committing offsets to group {self.group!r} failed: {err.args[0].str()}") from None
+        errors = [(tp, tp.error) for tp in answer or [] if tp.error is not None]
+        if errors:
+            tp, error = errors[0]
+            if all(e.code() in REBALANCING_COMMIT_ERRORS for _, e in errors):
+                log.info("Group %r is rebalancing (%s); committing again once it settles", self.group, error.str())
+                return False
+            raise DrainError(f"committing {tp.topic}[{tp.partition}]@{tp.offset} failed: {error.str()}")
+        for st, tp in targets:
+            st.last_committed = tp.offset
+            st.summary.committed = tp.offset
+        return True
+
+    def final(self, consumer: Consumer) -> None:
+        """Commit what was acknowledged, bounded by ``kafka_timeout_seconds`` (a sync commit has no timeout)."""
+        if not self.enabled:
+            return
+        self.committer.final(
+            consumer,
+            lambda: commit_targets(self.state.partitions, pin_start=True),
+            timeout=self.state.config.kafka_timeout_seconds,
+            describe=self.uncommitted,
+        )
+
+    def uncommitted(self) -> str:
+        """What was delivered (or dead-lettered) but is not committed, per partition, for error messages."""
+        gaps = []
+        total = 0
+        for key, st in sorted(self.state.partitions.items()):
+            offset = st.ledger.commit_offset()
+            since = st.last_committed if st.last_committed is not None else st.plan.start
+            if offset > since:
+                gaps.append(f"{key[0]}[{key[1]}] {since}->{offset}")
+                total += offset - since
+        self.state.summary.uncommitted = total
+        return f"{total} settled record offset(s) are not committed ({', '.join(gaps) or 'none'})"

@@ -39,9 +39,10 @@ HEADER_TIMESTAMP = "aep.error.timestamp"
 MAX_REASON_CHARS = 1000
 
 
-def dead_letter_headers(record: KafkaRecord, status: int | None, reason: str) -> list[tuple[str, bytes]]:
+def dead_letter_headers(record: KafkaRecord, status: int | None, reason: str) -> list[tuple[str, str | bytes | None]]:
     """The original headers followed by where the record came from and why it was rejected."""
-    headers = [(k, v) for k, v in record.headers if v is not None]
+    # Typed as Producer.produce() takes them (a list is invariant in its item type).
+    headers: list[tuple[str, str | bytes | None]] = [(k, v) for k, v in record.headers if v is not None]
     headers += [
         (HEADER_TOPIC, record.topic.encode()),
         (HEADER_PARTITION, str(record.partition).encode()),

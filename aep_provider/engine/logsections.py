@@ -16,6 +16,11 @@ from contextlib import contextmanager
 GROUP = "::group::"
 END_GROUP = "::endgroup::"
 
+#: Titles of the drain's sections.
+SECTION_PLAN = "Plan: snapshot and assignment"
+SECTION_PROGRESS = "Progress"
+SECTION_TOTALS = "Totals per partition"
+
 
 class LogSections:
     """

@@ -1,0 +1,110 @@
+"""Sending: batches go to AEP on a thread pool, at most ``max_in_flight`` at a time; finished requests are settled."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Protocol
+
+from aep_provider.aep.errors import AEPError, AEPUnavailableError
+from aep_provider.aep.results import BatchResult
+from aep_provider.engine.batching import Batch
+from aep_provider.engine.commits import AsyncCommitter
+from aep_provider.engine.errors import DrainError
+from aep_provider.engine.settle import Settler
+from aep_provider.engine.state import PartitionState, RunState, TopicPartitionKey
+
+
+class Sender(Protocol):
+    """What the engine needs from the AEP client (:class:`~aep_provider.aep.inlet.InletClient`)."""
+
+    def send_batch(self, messages: Sequence[bytes]) -> BatchResult: ...
+
+
+class InFlight:
+    """
+    The requests under way. A partition with a request in flight ("busy") gets no other one,
+    which keeps each partition's records in order at AEP while other partitions proceed.
+
+    :param state: the run's shared state (its batcher supplies the batches).
+    :param sender: the AEP client, called from the pool's threads.
+    :param pool: runs the requests.
+    :param settler: applies each finished request's per-record outcomes.
+    :param committer: its acknowledged-but-uncommitted batches count against ``max_in_flight``.
+    """
+
+    def __init__(
+        self, state: RunState, sender: Sender, pool: ThreadPoolExecutor, settler: Settler, committer: AsyncCommitter
+    ) -> None:
+        self.state = state
+        self.sender = sender
+        self.pool = pool
+        self.settler = settler
+        self.committer = committer
+        self.requests: dict[Future[BatchResult], tuple[Batch, dict[TopicPartitionKey, PartitionState]]] = {}
+        self.busy: set[TopicPartitionKey] = set()
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    def dispatch(self, *, flush: bool) -> None:
+        """Send what the batcher has, full batches only unless ``flush`` (nothing more is coming soon)."""
+        state = self.state
+        # Batches AEP acknowledged but whose offsets are not confirmed committed still count: that
+        # bounds what a crash re-sends to max_in_flight x max_batch_records.
+        while state.failure is None and len(self.requests) + self.committer.held < state.config.max_in_flight:
+            batch = state.batcher.next_batch(self.busy, only_full=not flush)
+            if batch is None:
+                return
+            states = {tp: state.partitions[tp] for tp in batch.partitions}
+            future = self.pool.submit(self.sender.send_batch, [item.message for item in batch.items])
+            self.requests[future] = (batch, states)
+            self.busy |= batch.partitions
+
+    def wait_any(self, timeout: float) -> None:
+        """Block until a request finishes (or ``timeout``): the loop's wait while it does not read."""
+        wait(list(self.requests), timeout=timeout, return_when=FIRST_COMPLETED)
+
+    def collect(self, *, only_done: bool, keys: set[TopicPartitionKey] | None = None, timeout: float = 0.0) -> None:
+        """Apply results of finished requests (optionally waiting up to ``timeout`` for those touching ``keys``)."""
+        futures = [f for f, (batch, _) in self.requests.items() if keys is None or batch.partitions & keys]
+        if not only_done and futures:
+            wait(futures, timeout=timeout)
+        for future in futures:
+            if not future.done():
+                continue
+            batch, states = self.requests.pop(future)
+            self.busy -= batch.partitions
+            self._apply(future, batch, states)
+            self.committer.batch_settled()
+
+    def forget(self, key: TopicPartitionKey) -> None:
+        """The partition was handed over: a request still under way for it no longer holds it."""
+        self.busy.discard(key)
+
+    def _apply(
+        self, future: Future[BatchResult], batch: Batch, states: dict[TopicPartitionKey, PartitionState]
+    ) -> None:
+        parts = ", ".join(f"{t}[{p}]" for t, p in sorted(batch.partitions))
+        first = min(item.offset for item in batch.items)
+        try:
+            result = future.result()
+        except AEPError as err:
+            # Configuration, credentials or a refused request need a person; an outage may pass.
+            self.state.fail(
+                DrainError(
+                    f"Sending {len(batch.items)} record(s) of {parts} (from offset {first}) to AEP failed: {err}",
+                    retryable=isinstance(err, AEPUnavailableError),
+                )
+            )
+            if err.partial is not None:
+                # AEP already answered for part of the batch: settle those so that the commit
+                # covers them and the next run does not send them again.
+                self.settler.settle(err.partial, batch, states, parts, report_retryable=False)
+            return
+        except Exception as err:  # the sender is user-replaceable; keep the run's ending bounded and clear
+            self.state.fail(
+                DrainError(f"Sending {len(batch.items)} record(s) of {parts} failed: {type(err).__name__}: {err}")
+            )
+            return
+        self.settler.settle(result, batch, states, parts, report_retryable=True)

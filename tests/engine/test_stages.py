@@ -1,0 +1,130 @@
+"""The drain's stages on their own, without a broker: settling, requests in flight, commit confirmations."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from aep_provider.aep.results import BatchResult, MessageResult, Outcome
+from aep_provider.engine.batching import Batch, Item
+from aep_provider.engine.commits import AsyncCommitter
+from aep_provider.engine.config import DrainConfig, OnReject
+from aep_provider.engine.ledger import PartitionLedger
+from aep_provider.engine.payload import KafkaRecord
+from aep_provider.engine.plan import PartitionPlan
+from aep_provider.engine.sending import InFlight
+from aep_provider.engine.settle import Settler
+from aep_provider.engine.state import PartitionState, RunState
+from aep_provider.engine.summary import PartitionSummary, RunSummary
+
+ACCEPTED = MessageResult(Outcome.ACCEPTED)
+REJECTED = MessageResult(Outcome.REJECTED, status=400, message="bad record")
+
+
+def _state(partitions: int = 1, **config) -> RunState:
+    state = RunState(DrainConfig(**config), RunSummary())
+    for p in range(partitions):
+        plan = PartitionPlan("t", p, 0, 100)
+        summary = state.summary.add_partition(PartitionSummary("t", p, 0, 100))
+        state.partitions[plan.key] = PartitionState(plan, PartitionLedger(0), summary, last_committed=None)
+    return state
+
+
+def _read(state: RunState, partition: int, count: int) -> Batch:
+    """``count`` records of the partition read (seen by its ledger) and put in one batch."""
+    batch = Batch()
+    for offset in range(count):
+        state.partitions[("t", partition)].ledger.seen(offset)
+        record = KafkaRecord("t", partition, offset, None, b"{}", [])
+        batch.add(Item(("t", partition), offset, b"{}", record))
+    return batch
+
+
+def _settle(settler: Settler, state: RunState, batch: Batch, outcomes: list[MessageResult]) -> None:
+    states = {tp: state.partitions[tp] for tp in batch.partitions}
+    settler.settle(BatchResult(outcomes, requests=1), batch, states, "t[0]", report_retryable=True)
+
+
+def test_an_all_accepted_answer_settles_the_batch():
+    state = _state()
+    batch = _read(state, 0, 3)
+    _settle(Settler(state, OnReject.FAIL), state, batch, [ACCEPTED] * 3)
+    assert state.partitions[("t", 0)].ledger.commit_offset() == 3
+    assert (state.summary.delivered, state.summary.requests, state.failure) == (3, 1, None)
+
+
+def test_a_rejection_under_fail_stops_the_commit_at_it_and_counts_what_was_accepted_past_it():
+    state = _state()
+    settler = Settler(state, OnReject.FAIL)
+    batch = _read(state, 0, 3)
+    _settle(settler, state, batch, [ACCEPTED, REJECTED, ACCEPTED])
+    assert state.partitions[("t", 0)].ledger.commit_offset() == 1
+    assert state.rejected is not None and state.rejected.offset == 1
+    assert state.summary.accepted_past_failure == 1
+    assert "1 record(s) of t[0] after offset 1 were accepted" in str(settler.rejected_failure())
+
+
+def test_a_rejection_under_skip_is_settled():
+    state = _state()
+    batch = _read(state, 0, 3)
+    _settle(Settler(state, OnReject.SKIP), state, batch, [ACCEPTED, REJECTED, ACCEPTED])
+    assert state.partitions[("t", 0)].ledger.commit_offset() == 3
+    assert (state.summary.delivered, state.summary.rejected, state.rejected) == (2, 1, None)
+
+
+def test_answers_for_a_partition_handed_over_meanwhile_are_left_to_its_next_owner():
+    state = _state()
+    batch = _read(state, 0, 2)
+    states = {tp: state.partitions[tp] for tp in batch.partitions}
+    state.partitions.clear()
+    Settler(state, OnReject.FAIL).settle(BatchResult([ACCEPTED] * 2), batch, states, "t[0]", report_retryable=True)
+    assert state.summary.delivered == 0 and states[("t", 0)].ledger.commit_offset() == 0
+
+
+def test_a_short_answer_fails_the_run():
+    state = _state()
+    batch = _read(state, 0, 2)
+    _settle(Settler(state, OnReject.FAIL), state, batch, [ACCEPTED])
+    assert state.failure is not None and "1 result(s) for 2 message(s)" in str(state.failure)
+
+
+class GatedSender:
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.sent: list[int] = []
+
+    def send_batch(self, messages: Sequence[bytes]) -> BatchResult:
+        self.sent.append(len(messages))
+        self.gate.wait(5)
+        return BatchResult([ACCEPTED] * len(messages), requests=1)
+
+
+def test_in_flight_holds_at_most_max_in_flight_requests_and_one_per_partition():
+    state = _state(partitions=3, max_in_flight=2, max_batch_records=4)
+    for p in range(3):
+        for offset in range(4):
+            state.partitions[("t", p)].ledger.seen(offset)
+            state.batcher.add(("t", p), offset, b"{}", KafkaRecord("t", p, offset, None, b"{}", []))
+    sender = GatedSender()
+    committer = AsyncCommitter("g", state.confirmed)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        in_flight = InFlight(state, sender, pool, Settler(state, OnReject.FAIL), committer)
+        in_flight.dispatch(flush=True)
+        assert len(in_flight) == 2 and len(in_flight.busy) == 2
+        sender.gate.set()
+        in_flight.collect(only_done=False, timeout=5)
+    assert len(in_flight) == 0 and not in_flight.busy
+    assert state.summary.delivered == 8 and committer.held == 2
+    # Acknowledged batches not yet committed hold their slots: nothing more is sent.
+    in_flight.dispatch(flush=True)
+    assert len(in_flight) == 0
+
+
+def test_a_commit_confirmation_only_moves_forward():
+    state = _state()
+    state.confirmed(("t", 0), 5)
+    state.confirmed(("t", 0), 3)
+    state.confirmed(("t", 9), 7)  # a partition handed over meanwhile
+    assert state.partitions[("t", 0)].last_committed == 5
+    assert state.summary.partition("t", 0).committed == 5
