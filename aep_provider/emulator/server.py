@@ -624,8 +624,10 @@ class AEPEmulator:
         self.start()
         assert self._thread is not None
         try:
+            # Sleep, not Thread.join(): in CPython < 3.13 a KeyboardInterrupt (SIGINT, or SIGTERM
+            # turned into one) raised inside join() marks the still-running thread as stopped.
             while self._thread.is_alive():
-                self._thread.join(timeout=0.5)
+                time.sleep(0.5)
         finally:
             self.stop()
 
