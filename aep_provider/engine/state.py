@@ -47,7 +47,8 @@ class RunState:
         self.summary = summary
         self.snapshot: dict[TopicPartitionKey, Watermarks] = {}
         self.partitions: dict[TopicPartitionKey, PartitionState] = {}
-        self.batcher = batcher or Batcher(config.max_batch_records, config.max_batch_bytes)
+        # "is None", not "or": an empty Batcher is falsy (it has __len__).
+        self.batcher = batcher if batcher is not None else Batcher(config.max_batch_records, config.max_batch_bytes)
         self.dlq: DeadLetterWriter | None = None
         # librdkafka keeps an application pause across a revoke and a later re-assignment, so
         # the partitions paused here must be resumed before they are assigned again.

@@ -128,3 +128,15 @@ def test_a_commit_confirmation_only_moves_forward():
     state.confirmed(("t", 9), 7)  # a partition handed over meanwhile
     assert state.partitions[("t", 0)].last_committed == 5
     assert state.summary.partition("t", 0).committed == 5
+
+
+def test_the_run_keeps_the_batcher_fitted_to_the_senders_rate_limit():
+    """An empty Batcher is falsy (it has a length): the run must still use the one it was given."""
+    from types import SimpleNamespace
+
+    from aep_provider.engine.batching import Batcher
+
+    sender = SimpleNamespace(rate_limiter=SimpleNamespace(max_messages_per_second=10_000))
+    fitted = Batcher.for_sender(2_000, 1_000_000, sender)
+    state = RunState(DrainConfig(), RunSummary(), fitted)
+    assert state.batcher is fitted and state.batcher.messages_per_second == 10_000
