@@ -100,7 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     def _stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _stop)
+    # SIGINT too, explicitly: a process started from a background job (a CI script, `&`) inherits
+    # SIGINT as ignored, and Python then installs no KeyboardInterrupt handler of its own.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stop)
     print(_banner(emulator), flush=True)
     try:
         emulator.serve_forever()

@@ -34,9 +34,14 @@ class _Started:
 def start_cli() -> Iterator:
     procs: list[subprocess.Popen[str]] = []
 
-    def start(*args: str) -> _Started:
+    def start(*args: str, ignore_sigint: bool = False) -> _Started:
         proc = subprocess.Popen(
-            [*CLI, "--port", "0", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [*CLI, "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            # As a process started from a background job (`cmd &`, many CI scripts) inherits it.
+            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None,
         )
         procs.append(proc)
         banner: list[str] = []
@@ -90,6 +95,13 @@ def test_cli_never_prints_what_clients_send(start_cli):
     assert started.proc.returncode == 0
     for leaked in (token.split()[1], "a-client-sent-secret"):
         assert leaked not in out and leaked not in err
+
+
+def test_sigint_stops_the_cli_even_when_inherited_as_ignored(start_cli):
+    started = start_cli(ignore_sigint=True)
+    started.proc.send_signal(signal.SIGINT)
+    out, err = started.proc.communicate(timeout=20)
+    assert started.proc.returncode == 0 and "AEP emulator stopped" in out, err
 
 
 def test_a_secret_from_the_config_file_is_not_printed(start_cli, tmp_path):
