@@ -383,12 +383,12 @@ class InletClient:
             )
             read_body(response, deadline)
         except requests.RequestException as exc:
-            call.result.request_seconds.append(self._clock() - sent_at)
             call.last = describe_exception(exc, [token, self._proxy])
             call.last_status = None
             log.warning("POST %s failed: %s (attempt %d)", url, call.last, attempt)
             return Answer(Action.RETRY, detail=call.last)
-        call.result.request_seconds.append(self._clock() - sent_at)
+        finally:
+            call.result.request_seconds.append(self._clock() - sent_at)
         status = response.status_code
         log.debug("POST %s: HTTP %d (%d messages, %d bytes)", url, status, n_messages, len(body))
         action = classify_status(status)

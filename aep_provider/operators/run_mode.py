@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from aep_provider.engine.errors import ReplayError
-from aep_provider.engine.replay import ReplayScope, ReplayWindow, parse_scope
+from aep_provider.engine.replay import ReplayScope, ReplayWindow
 
 #: Values of the operator's ``mode`` argument.
 MODES = ("auto", "drain", "replay")
@@ -72,31 +72,27 @@ def replay_window(
         return None
 
     start, end = setting(start, CONF_START), setting(end, CONF_END)
-    scope = setting(None, CONF_SCOPE) or scope
-    try:
-        scope = parse_scope(scope)
-    except ValueError as err:
-        raise ReplayError(str(err)) from None
+    empty_hint = ""
     if start is not None or end is not None:
         if start is None or end is None:
             raise ReplayError(
                 f"a replay needs both {CONF_START} and {CONF_END}; got only "
                 f"{CONF_START if start is not None else CONF_END}={start if start is not None else end!r}"
             )
-        return ReplayWindow.between(
-            start, end, scope=scope, lateness_seconds=lateness_seconds, now=now,
-            source=f"the requested replay interval ({CONF_START}/{CONF_END})",
-        )  # fmt: skip
-    run_type = _run_type(dag_run)
-    if mode == "auto" and run_type != "backfill":
-        return None
-    interval_start, interval_end = context.get("data_interval_start"), context.get("data_interval_end")
-    if interval_start is None or interval_end is None:
-        raise ReplayError(
-            f"this {run_type or 'run'} run has no data interval to replay; trigger it with "
-            f"{CONF_START} and {CONF_END}, or give the DAG a CronDataIntervalTimetable."
-        )
+        source = f"the requested replay interval ({CONF_START}/{CONF_END})"
+    else:
+        run_type = _run_type(dag_run)
+        if mode == "auto" and run_type != "backfill":
+            return None
+        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        if start is None or end is None:
+            raise ReplayError(
+                f"this {run_type or 'run'} run has no data interval to replay; trigger it with "
+                f"{CONF_START} and {CONF_END}, or give the DAG a CronDataIntervalTimetable."
+            )
+        source, empty_hint = f"the {run_type or 'run'} run's data interval", _ZERO_LENGTH_HINT
+    # The scope is checked (by between) only for a replay: a drain never reads it.
     return ReplayWindow.between(
-        interval_start, interval_end, scope=scope, lateness_seconds=lateness_seconds, now=now,
-        source=f"the {run_type or 'run'} run's data interval", empty_hint=_ZERO_LENGTH_HINT,
+        start, end, scope=setting(None, CONF_SCOPE) or scope, lateness_seconds=lateness_seconds, now=now,
+        source=source, empty_hint=empty_hint,
     )  # fmt: skip
