@@ -527,20 +527,23 @@ class KafkaBroker:
         deadline = time.monotonic() + self.ready_timeout
         conf = {"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 2000, "log_level": 0}
         admin = AdminClient(conf)
-        while True:
+        listed = False
+        while not listed:
             if self.process.poll() is not None:
                 raise KafkaLocalError(self._died_message())
-            if time.monotonic() > deadline:
-                raise KafkaLocalError(
-                    f"Kafka at {self.bootstrap} was not ready within {self.ready_timeout:g}s; "
-                    f"see {self.broker_log}; last lines:\n{tail(self.broker_log)}"
-                )
             try:
-                if admin.list_topics(timeout=2).brokers:
-                    break
+                # Bounded by what is left of the deadline: a call that outlives it must not count as ready.
+                listed = bool(admin.list_topics(timeout=max(0.1, min(2.0, deadline - time.monotonic()))).brokers)
             except KafkaException:
                 pass
-            time.sleep(0.2)
+            if time.monotonic() > deadline:
+                raise KafkaLocalError(
+                    f"Kafka at {self.bootstrap} was not ready within {self.ready_timeout:g}s "
+                    f"({'it listed itself too late' if listed else 'metadata does not list it'}); "
+                    f"see {self.broker_log}; last lines:\n{tail(self.broker_log)}"
+                )
+            if not listed:
+                time.sleep(0.2)
         with contextlib.suppress(KafkaException):
             admin.create_topics([NewTopic(READY_TOPIC, 1, 1)])[READY_TOPIC].result(timeout=30)
         producer = Producer({**conf, "message.timeout.ms": max(1000, int((deadline - time.monotonic()) * 1000))})
@@ -552,8 +555,8 @@ class KafkaBroker:
             raise KafkaLocalError(self._died_message())
         if not delivered or delivered[0] is not None:
             raise KafkaLocalError(
-                f"Kafka at {self.bootstrap} lists itself but could not store a record within "
-                f"{self.ready_timeout:.0f}s ({delivered[0] if delivered else 'no answer'}); see {self.broker_log}"
+                f"Kafka at {self.bootstrap} was not ready within {self.ready_timeout:g}s: it lists itself but "
+                f"could not store a record ({delivered[0] if delivered else 'no answer'}); see {self.broker_log}"
             )
 
     def halt(self, timeout: float = STOP_TIMEOUT) -> None:
