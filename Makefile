@@ -53,6 +53,7 @@ $(LINT_STAMP): $(STAMP)
 # Lint only (no `ruff format` yet); configuration in pyproject.toml. Also checks the README's generated tables.
 lint: $(LINT_STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(PY) -m scripts.gen_docs --check
 

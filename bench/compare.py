@@ -337,7 +337,9 @@ class Runner:
             "group": group,
             **result,
             "rate_limited": stats.get("rate_limited", 0),
-            "answers_429": sum(v for by_status in stats["requests"].values() for k, v in by_status.items() if k == "429"),
+            "answers_429": sum(
+                v for by_status in stats["requests"].values() for k, v in by_status.items() if k == "429"
+            ),
         }
         self.rows.append(row)
         print(f"bench: {json.dumps(row)}", file=sys.stderr, flush=True)
@@ -412,7 +414,9 @@ def report(runner: Runner, args: argparse.Namespace, conditions: dict[str, Any])
     ratio("events/s, ours / limit", "main/ours", "main/limit", "events_per_s")
     ratio("CPU per event, ours / peer", "main/ours", "main/peer", "cpu_us")
     ratio("CPU per event (work only), ours / peer", "main/ours", "main/peer", "work_cpu_us")
-    ratio(f"events/s at {args.latency_ms:g} ms per request, ours / peer", "latency/ours", "latency/peer", "events_per_s")
+    ratio(
+        f"events/s at {args.latency_ms:g} ms per request, ours / peer", "latency/ours", "latency/peer", "events_per_s"
+    )
     ratio("peak RSS, ours at 4N / ours at N", "memory 4N/ours", "memory N/ours", "peak_rss_mb")
     if "main/ours" in table:
         f = table["main/ours"]
@@ -436,7 +440,9 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    return (
+        f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
 
 
 def write_block(path: Path, text: str) -> None:

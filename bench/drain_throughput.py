@@ -71,10 +71,14 @@ def make_message(index: int, size: int) -> bytes:
     :param index: its sequence number; ``xdmEntity._id`` is ``drain-bench-<index>``.
     :param size: target encoded size; the user agent and page URL carry the padding.
     """
-    message = sample_event(index, schema_id=DEFAULT_SCHEMA_ID, dataset_id=DEFAULT_DATASET_ID, ims_org_id=DEFAULT_IMS_ORG_ID)
+    message = sample_event(
+        index, schema_id=DEFAULT_SCHEMA_ID, dataset_id=DEFAULT_DATASET_ID, ims_org_id=DEFAULT_IMS_ORG_ID
+    )
     entity = message["body"]["xdmEntity"]
     entity["_id"] = f"{ID_PREFIX}{index}"
-    entity["identityMap"] = {"ECID": [{"id": f"{index * 7919 % 10**38:038d}", "authenticatedState": "ambiguous", "primary": True}]}
+    entity["identityMap"] = {
+        "ECID": [{"id": f"{index * 7919 % 10**38:038d}", "authenticatedState": "ambiguous", "primary": True}]
+    }
     entity["environment"] = {
         "type": "browser",
         "browserDetails": {
@@ -341,7 +345,9 @@ def engine_drain(
         if ids != {f"{ID_PREFIX}{i}" for i in range(want)}:
             problems.append(f"emulator holds {len(ids)} distinct expected-looking ids, not the {want} produced")
     if problems:
-        raise BenchError(f"engine batch={batch} in_flight={in_flight}: expected {want} messages; " + "; ".join(problems))
+        raise BenchError(
+            f"engine batch={batch} in_flight={in_flight}: expected {want} messages; " + "; ".join(problems)
+        )
     return rates(
         "engine",
         summary.delivered,
@@ -356,7 +362,9 @@ def engine_drain(
     )
 
 
-def airflow_operator(bootstrap: str, topic: str, ends: dict[int, int], batch: int, poll_timeout: float) -> dict[str, Any]:
+def airflow_operator(
+    bootstrap: str, topic: str, ends: dict[int, int], batch: int, poll_timeout: float
+) -> dict[str, Any]:
     """``ConsumeFromTopicOperator.execute`` in-process with an env-var connection and a no-op apply_function."""
     from airflow.providers.apache.kafka.operators.consume import ConsumeFromTopicOperator
 
@@ -407,24 +415,38 @@ def int_list(text: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench.drain_throughput", description=__doc__.strip().split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.drain_throughput", description=__doc__.strip().split("\n\n")[0]
+    )
     parser.add_argument("--records", type=int, default=100_000, help="messages to produce (default 100000)")
     parser.add_argument("--partitions", type=int, default=6, help="partitions of the topic (default 6)")
     parser.add_argument("--message-bytes", type=int, default=1000, help="encoded size of one message (default 1000)")
-    parser.add_argument("--batch", type=int_list, default=[500], help="records per request; a list like 100,500 runs each")
+    parser.add_argument(
+        "--batch", type=int_list, default=[500], help="records per request; a list like 100,500 runs each"
+    )
     parser.add_argument("--in-flight", type=int_list, default=[4], help="requests outstanding; a list runs each")
     parser.add_argument(
         "--rate-limit", choices=("on", "off", "both"), default="both",
         help="the client's default 10,000 msg/s + 1,000 req/s limit (default: both)",
     )  # fmt: skip
     parser.add_argument("--repeat", type=int, default=1, help="measure every phase this many times (default 1)")
-    parser.add_argument("--bootstrap", default=os.environ.get(BOOTSTRAP_ENV), help=f"use this broker (default ${BOOTSTRAP_ENV}, else start one)")
-    parser.add_argument("--emulator", choices=("inprocess", "subprocess"), default="inprocess", help="where the emulator runs")
-    parser.add_argument("--emulator-url", help="use an emulator already running there; it is reset before each engine run")
+    parser.add_argument(
+        "--bootstrap",
+        default=os.environ.get(BOOTSTRAP_ENV),
+        help=f"use this broker (default ${BOOTSTRAP_ENV}, else start one)",
+    )
+    parser.add_argument(
+        "--emulator", choices=("inprocess", "subprocess"), default="inprocess", help="where the emulator runs"
+    )
+    parser.add_argument(
+        "--emulator-url", help="use an emulator already running there; it is reset before each engine run"
+    )
     parser.add_argument("--no-raw", dest="raw", action="store_false", help="skip the raw consumer phase")
     parser.add_argument("--airflow", action="store_true", help="also time apache-kafka's ConsumeFromTopicOperator")
     parser.add_argument("--airflow-poll-timeout", type=float, default=3.0, help="its poll_timeout (default 3 s)")
-    parser.add_argument("--no-check-ids", dest="check_ids", action="store_false", help="only count, skip the per-id check")
+    parser.add_argument(
+        "--no-check-ids", dest="check_ids", action="store_false", help="only count, skip the per-id check"
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="bound on every phase in seconds (default 300)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     return parser

@@ -259,7 +259,9 @@ class DevStack:
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             if not pid_alive(proc["pid"]):
-                raise DevStackError(f"{name} exited during start; log {proc['log']}; last lines:\n{tail(Path(proc['log']))}")
+                raise DevStackError(
+                    f"{name} exited during start; log {proc['log']}; last lines:\n{tail(Path(proc['log']))}"
+                )
             with contextlib.suppress(requests.RequestException):
                 if requests.get(url, timeout=2).status_code == 200:
                     return
@@ -286,7 +288,7 @@ class DevStack:
         admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
         existing = admin.list_topics(timeout=10).topics
         wanted = [NewTopic(t, p, 1) for t, p in ((TOPIC, TOPIC_PARTITIONS), (DLQ_TOPIC, 1)) if t not in existing]
-        for topic, future in (admin.create_topics(wanted, operation_timeout=30).items() if wanted else ()):
+        for topic, future in admin.create_topics(wanted, operation_timeout=30).items() if wanted else ():
             try:
                 future.result(timeout=30)
             except KafkaException as exc:

@@ -35,7 +35,9 @@ def render(text: str) -> str:
             rf"(<!-- generated: {re.escape(name)} -->\n).*?(<!-- end generated: {re.escape(name)} -->)", re.S
         )
         if not pattern.search(text):
-            raise SystemExit(f"README.md has no '<!-- generated: {name} -->' ... '<!-- end generated: {name} -->' block")
+            raise SystemExit(
+                f"README.md has no '<!-- generated: {name} -->' ... '<!-- end generated: {name} -->' block"
+            )
         block = build()
         text = pattern.sub(lambda m, block=block: m.group(1) + block + "\n" + m.group(2), text)
     return text

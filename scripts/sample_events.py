@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers")
     parser.add_argument("--topic", default="aep.events")
     parser.add_argument("--rate", type=float, default=2.0, help="events per second (default 2)")
-    parser.add_argument("--count", type=int, default=None, help="stop after this many events (default: run until stopped)")
+    parser.add_argument(
+        "--count", type=int, default=None, help="stop after this many events (default: run until stopped)"
+    )
     args = parser.parse_args(argv)
     if args.rate <= 0:
         parser.error("--rate must be positive")
@@ -87,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         while not stopping and (args.count is None or seq < args.count):
             event = sample_event(seq, schema_id=schema_id, dataset_id=dataset_id, ims_org_id=org)
-            producer.produce(args.topic, json.dumps(event).encode(), key=event["body"]["xdmEntity"]["_id"], on_delivery=_delivered)
+            producer.produce(
+                args.topic, json.dumps(event).encode(), key=event["body"]["xdmEntity"]["_id"], on_delivery=_delivered
+            )
             seq += 1
             if args.count is None or seq < args.count:
                 next_at += 1.0 / args.rate

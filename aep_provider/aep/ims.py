@@ -13,7 +13,15 @@ from typing import NoReturn, Protocol
 import requests
 
 from aep_provider.aep.errors import AEPAuthError, AEPConfigError, AEPUnavailableError
-from aep_provider.aep.retry import Action, Answer, Deadline, RetryDriver, RetryPolicy, classify_status, parse_retry_after
+from aep_provider.aep.retry import (
+    Action,
+    Answer,
+    Deadline,
+    RetryDriver,
+    RetryPolicy,
+    classify_status,
+    parse_retry_after,
+)
 from aep_provider.aep.transport import (
     DEFAULT_TIMEOUT,
     build_session,
@@ -144,9 +152,7 @@ class IMSTokenProvider:
         if not client_id:
             raise AEPConfigError("auth 'oauth' needs a client id: set the connection's login (Client ID).")
         if not client_secret:
-            raise AEPConfigError(
-                "auth 'oauth' needs a client secret: set the connection's password (Client secret)."
-            )
+            raise AEPConfigError("auth 'oauth' needs a client secret: set the connection's password (Client secret).")
         self.client_id = client_id
         self._client_secret = client_secret
         self.token_url = normalize_base_url(ims_url, what="IMS URL", default=DEFAULT_IMS_URL) + TOKEN_PATH
@@ -174,9 +180,7 @@ class IMSTokenProvider:
             return token
         timeout = -1 if deadline is None else max(deadline.remaining(), 0.001)
         if not self._lock.acquire(timeout=timeout):
-            raise AEPUnavailableError(
-                f"Timed out waiting for another thread's token request to {self.token_url}."
-            )
+            raise AEPUnavailableError(f"Timed out waiting for another thread's token request to {self.token_url}.")
         try:
             now = self._clock()
             # Another thread may have renewed it while this one waited.

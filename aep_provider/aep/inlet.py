@@ -15,7 +15,15 @@ from aep_provider.aep.errors import AEPAuthError, AEPConfigError, AEPError, AEPR
 from aep_provider.aep.ims import NoAuth, TokenProvider
 from aep_provider.aep.ratelimit import RateLimiter
 from aep_provider.aep.results import MAX_REQUEST_BYTES, BatchResult, MessageResult, Outcome, batch_body_size
-from aep_provider.aep.retry import Action, Answer, Deadline, RetryDriver, RetryPolicy, classify_status, parse_retry_after
+from aep_provider.aep.retry import (
+    Action,
+    Answer,
+    Deadline,
+    RetryDriver,
+    RetryPolicy,
+    classify_status,
+    parse_retry_after,
+)
 from aep_provider.aep.transport import (
     DEFAULT_TIMEOUT,
     build_session,

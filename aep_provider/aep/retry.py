@@ -247,9 +247,7 @@ class RetryDriver:
     def deadline(self) -> Deadline:
         return self.budget.deadline
 
-    def run(
-        self, attempt: Callable[[Deadline], Answer[T]], *, renew: Callable[[], None] | None = None
-    ) -> Answer[T]:
+    def run(self, attempt: Callable[[Deadline], Answer[T]], *, renew: Callable[[], None] | None = None) -> Answer[T]:
         """
         Call ``attempt`` until it succeeds, answers something final, or the budget ends.
 

@@ -57,7 +57,9 @@ def sanitize_uri(uri: SplitResult) -> SplitResult:
     if "@" in netloc:  # "ORG@AdobeOrg" pasted whole: urlsplit reads "ORG" as user info
         user, _, host = netloc.rpartition("@")
         if host.lower() != _ORG_SUFFIX[1:]:
-            raise ValueError(f"aep:// URI has an unexpected '@' in {netloc!r}; use aep://<org id>/<sandbox>/datasets/<id>")
+            raise ValueError(
+                f"aep:// URI has an unexpected '@' in {netloc!r}; use aep://<org id>/<sandbox>/datasets/<id>"
+            )
         netloc = user
     if not netloc:
         raise ValueError("aep:// URI must name the IMS org: aep://<org id>/<sandbox>/datasets/<dataset id>")

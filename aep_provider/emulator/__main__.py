@@ -6,8 +6,8 @@ import argparse
 import errno
 import signal
 import sys
-from dataclasses import replace
 from collections.abc import Sequence
+from dataclasses import replace
 
 from aep_provider.emulator.config import DEFAULT_CLIENT_SECRET, FAILURE_SHAPES, EmulatorConfig, EmulatorConfigError
 from aep_provider.emulator.server import AEPEmulator
@@ -22,9 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8765, help="port to bind, 0 = any free port (default 8765)")
     parser.add_argument("--config", metavar="FILE.json", help="EmulatorConfig as JSON (credentials, inlets, ...)")
     parser.add_argument("--token-ttl", type=int, metavar="SECONDS", help="expires_in of issued tokens")
-    parser.add_argument(
-        "--failure-shape", choices=FAILURE_SHAPES, help="per-message failure entries in 207 answers"
-    )
+    parser.add_argument("--failure-shape", choices=FAILURE_SHAPES, help="per-message failure entries in 207 answers")
     parser.add_argument("--record", metavar="FILE", help="append every accepted message to FILE as JSON lines")
     return parser
 
@@ -63,8 +61,7 @@ def _banner(emulator: AEPEmulator) -> str:
     for inlet in config.inlets:
         auth = "authenticated" if inlet.authenticated else "no authentication"
         lines.append(
-            f"  inlet              : {url}/collection/batch/{inlet.inlet_id}  "
-            f"(sandbox {inlet.sandbox_name}, {auth})"
+            f"  inlet              : {url}/collection/batch/{inlet.inlet_id}  (sandbox {inlet.sandbox_name}, {auth})"
         )
     lines.append(f"  control            : {url}/emulator/{{health,stats,accepted,faults,revoke-tokens,reset}}")
     if config.record_path:
@@ -88,10 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except OSError as err:
         if err.errno == errno.EADDRINUSE:
-            reason = (
-                f"port {args.port} on {args.host} is already in use; "
-                "pick another with --port (0 = any free port)"
-            )
+            reason = f"port {args.port} on {args.host} is already in use; pick another with --port (0 = any free port)"
         else:
             reason = f"cannot listen on {args.host}:{args.port}: {err.strerror or err}"
         print(f"aep-emulator: error: {reason}", file=sys.stderr)

@@ -108,8 +108,10 @@ class EmulatorConfig:
             )
         if self.auth_failure_status not in (401, 403):
             raise EmulatorConfigError(f"auth_failure_status must be 401 or 403, got {self.auth_failure_status!r}")
-        if isinstance(self.token_ttl_seconds, bool) or not isinstance(self.token_ttl_seconds, int) or (
-            self.token_ttl_seconds < 1
+        if (
+            isinstance(self.token_ttl_seconds, bool)
+            or not isinstance(self.token_ttl_seconds, int)
+            or (self.token_ttl_seconds < 1)
         ):
             raise EmulatorConfigError(
                 f"token_ttl_seconds must be a whole number of seconds >= 1, got {self.token_ttl_seconds!r}"

@@ -69,9 +69,7 @@ def fault_body(status: int, endpoint: str, inlet_id: str | None) -> dict[str, An
     return inlet_problem(status, f"inletId: [{inlet_id}] request failed with status {status}")
 
 
-def message_failure(
-    shape: str, status: int, message: str, uuid: str, index: int
-) -> dict[str, Any]:
+def message_failure(shape: str, status: int, message: str, uuid: str, index: int) -> dict[str, Any]:
     """One failed entry of a 207, in the documented or the live shape."""
     if shape == "live":
         return {"xactionId": f"{uuid}-{index}", "status": status, "message": message}

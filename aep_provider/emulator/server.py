@@ -393,9 +393,7 @@ class _Handler(BaseHTTPRequestHandler):
                 )
         sandbox = self.headers.get("x-sandbox-name")
         if sandbox is not None and sandbox != inlet.sandbox_name:
-            return 403, auth_problem(
-                403, inlet.inlet_id, f"the inlet is not in sandbox {sandbox!r} (x-sandbox-name)"
-            )
+            return 403, auth_problem(403, inlet.inlet_id, f"the inlet is not in sandbox {sandbox!r} (x-sandbox-name)")
         return None
 
     def _batch(self, inlet: InletConfig, org: str, data: Any, fault: Fault | None, raw: bytes) -> None:
@@ -447,9 +445,7 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self._send(207, body)
 
-    def _single(
-        self, inlet: InletConfig, org: str, message: Any, fault: Fault | None, sync: bool, raw: bytes
-    ) -> None:
+    def _single(self, inlet: InletConfig, org: str, message: Any, fault: Fault | None, sync: bool, raw: bytes) -> None:
         state = self.server.state
         inlet_id = inlet.inlet_id
         status = 400

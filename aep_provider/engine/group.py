@@ -45,7 +45,5 @@ class GroupWatcher:
             return True
         if group.state != ConsumerGroupState.STABLE:
             return False
-        owned = {
-            (tp.topic, tp.partition) for member in group.members for tp in member.assignment.topic_partitions
-        }
+        owned = {(tp.topic, tp.partition) for member in group.members for tp in member.assignment.topic_partitions}
         return set(partitions) <= owned

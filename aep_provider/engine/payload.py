@@ -215,7 +215,11 @@ class XDMShaper(PayloadShaper):
         # The envelope around the entity never changes: encoded once, so each record only costs
         # a parse (the validation) and a concatenation.
         self._prefix = (
-            b'{"header":' + _encode(header) + b',"body":{"xdmMeta":{"schemaRef":' + _encode(schema_ref) + b'},"xdmEntity":'
+            b'{"header":'
+            + _encode(header)
+            + b',"body":{"xdmMeta":{"schemaRef":'
+            + _encode(schema_ref)
+            + b'},"xdmEntity":'
         )
 
     def build(self, record: KafkaRecord) -> Shaped:

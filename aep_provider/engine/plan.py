@@ -158,7 +158,9 @@ def committed_offsets(
     offsets: dict[TopicPartitionKey, int | None] = {}
     for tp in answer:
         if tp.error is not None:
-            raise KafkaUnavailableError(f"could not read the committed offset of {tp.topic}[{tp.partition}]: {tp.error}")
+            raise KafkaUnavailableError(
+                f"could not read the committed offset of {tp.topic}[{tp.partition}]: {tp.error}"
+            )
         offsets[(tp.topic, tp.partition)] = None if tp.offset == OFFSET_INVALID or tp.offset < 0 else tp.offset
     return offsets
 
@@ -222,12 +224,12 @@ def snapshot(
             )
         for partition in sorted(meta.partitions):
             try:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout, cached=False)
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=timeout, cached=False
+                )
             except KafkaException as err:
                 raise KafkaUnavailableError(
                     f"could not read the offsets of {topic}[{partition}] within {timeout:g}s: {err.args[0].str()}"
                 ) from None
             marks[(topic, partition)] = Watermarks(low, high)
     return marks
-
-

@@ -121,7 +121,9 @@ class ReplayWindow:
         now = now or datetime.now(timezone.utc)
         shown = f"[{start_at.isoformat()}, {end_at.isoformat()})"
         if end_at == start_at:
-            raise ReplayError(f"{source} {shown} is empty (its start equals its end), so there is nothing to replay. {empty_hint}".rstrip())
+            raise ReplayError(
+                f"{source} {shown} is empty (its start equals its end), so there is nothing to replay. {empty_hint}".rstrip()
+            )
         if end_at < start_at:
             raise ReplayError(f"{source} {shown} ends before it starts; give an end after the start.")
         if end_at > now:

@@ -221,7 +221,10 @@ class RunSummary:
             data["lag"] = self.lag
             data["topic_lag"] = self.topic_lag
         data["partitions"] = {
-            key: _without({**asdict(p), "lag": p.lag, "topic_lag": p.topic_lag}, _DRAIN_ONLY_PARTITION_KEYS if replay else _REPLAY_PARTITION_KEYS)
+            key: _without(
+                {**asdict(p), "lag": p.lag, "topic_lag": p.topic_lag},
+                _DRAIN_ONLY_PARTITION_KEYS if replay else _REPLAY_PARTITION_KEYS,
+            )
             for key, p in sorted(self.partitions.items())
         }
         return data
@@ -261,7 +264,9 @@ class RunSummary:
         counts = ", ".join(f"{label}={n}" for label, n in sorted(self.rejected_by_reason.items()))
         lines = [f"Rejected by reason: {counts} ({self.rejected} record(s))"]
         for sample in self.rejection_samples:
-            lines.append(f"{sample.topic}[{sample.partition}]@{sample.offset} (status {sample.status}): {sample.reason}")
+            lines.append(
+                f"{sample.topic}[{sample.partition}]@{sample.offset} (status {sample.status}): {sample.reason}"
+            )
         rest = self.rejected - len(self.rejection_samples)
         if rest > 0:
             lines.append(f"... and {rest} more rejected record(s), not listed (counted by reason above)")

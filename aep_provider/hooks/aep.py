@@ -77,7 +77,7 @@ class AEPStreamingHook(BaseHook):
         extra = dict(conn.extra_dejson or {})
         values: dict[str, Any] = {}
         for key, value in extra.items():
-            name = key[len(_LEGACY_PREFIX):] if key.startswith(_LEGACY_PREFIX) else key
+            name = key[len(_LEGACY_PREFIX) :] if key.startswith(_LEGACY_PREFIX) else key
             if name in CONNECTION_EXTRAS:
                 values[name] = value
             else:
@@ -164,9 +164,7 @@ def encode_message(message: Message, position: int = 0) -> bytes:
     if isinstance(message, Mapping):
         # Compact and non-ASCII kept as UTF-8: the smallest body, so more records fit per request.
         return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    raise TypeError(
-        f"message {position} is a {type(message).__name__}: send a dict, a JSON str or UTF-8 JSON bytes"
-    )
+    raise TypeError(f"message {position} is a {type(message).__name__}: send a dict, a JSON str or UTF-8 JSON bytes")
 
 
 def _host_url(host: str | None, port: int | None) -> str:

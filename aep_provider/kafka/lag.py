@@ -119,7 +119,9 @@ def read_group_lag(
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException as err:
-        raise LagReadError(f"could not read metadata from bootstrap.servers={bootstrap!r}: {err.args[0].str()}") from None
+        raise LagReadError(
+            f"could not read metadata from bootstrap.servers={bootstrap!r}: {err.args[0].str()}"
+        ) from None
     tps: list[TopicPartition] = []
     for topic in topics:
         meta = metadata.topics.get(topic)
@@ -150,7 +152,16 @@ def read_group_lag(
     for tp in tps:
         key = (tp.topic, tp.partition)
         start, end, done = starts[key], ends[key], committed.get(key)
-        rows.append(PartitionLag(tp.topic, tp.partition, start, end, done, partition_lag(start=start, end=end, committed=done, reset=reset)))
+        rows.append(
+            PartitionLag(
+                tp.topic,
+                tp.partition,
+                start,
+                end,
+                done,
+                partition_lag(start=start, end=end, committed=done, reset=reset),
+            )
+        )
     return GroupLag(group, tuple(rows))
 
 

@@ -32,10 +32,10 @@ from aep_provider.engine.payload import make_shaper
 from aep_provider.engine.replay import DEFAULT_LATENESS_SECONDS, ReplayPlanner, parse_scope
 from aep_provider.engine.summary import RunSummary
 from aep_provider.exceptions import AEPConfigurationError, task_error
-from aep_provider.operators.run_mode import replay_window, validate_mode
 from aep_provider.hooks.aep import AEPStreamingHook
 from aep_provider.kafka.connection import kafka_connection_config
 from aep_provider.links.aep import AEPDatasetLink
+from aep_provider.operators.run_mode import replay_window, validate_mode
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -245,7 +245,9 @@ class KafkaToAEPOperator(BaseOperator):
             for key, value in settings.items():
                 if any(part in key for part in _SECRET_KAFKA_KEY_PARTS) and value:
                     mask_secret(str(value))
-        return consumer_config(extra, self.kafka_config_overrides, source=f"Airflow connection {self.kafka_config_id!r}")
+        return consumer_config(
+            extra, self.kafka_config_overrides, source=f"Airflow connection {self.kafka_config_id!r}"
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         """
@@ -404,7 +406,9 @@ class KafkaToAEPOperator(BaseOperator):
                 bound,
             )
             if not done.wait(bound):
-                self.log.warning("The drain did not end within %.0fs; leaving it (uncommitted records are sent again)", bound)
+                self.log.warning(
+                    "The drain did not end within %.0fs; leaving it (uncommitted records are sent again)", bound
+                )
             engine.summary.stopped_by = f"interrupted ({type(interrupt).__name__})"
             raise
         if "error" in outcome:

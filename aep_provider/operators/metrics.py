@@ -88,4 +88,3 @@ def emit_run_metrics(summary: Mapping[str, Any], *, dag_id: str, task_id: str, t
         Stats.gauge(LAG, int(row["lag"] or 0), tags=tags)
         if row["topic_lag"] is not None:
             Stats.gauge(TOPIC_LAG, int(row["topic_lag"]), tags=tags)
-

@@ -7,11 +7,10 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from airflow.triggers.base import BaseTrigger, TriggerEvent
 from asgiref.sync import sync_to_async
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
-
-from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from aep_provider.engine.config import client_config
 from aep_provider.kafka.lag import GroupLag, LagReadError, read_group_lag

@@ -13,7 +13,10 @@ from typing import Any
 from aep_provider.aep import AEPSettings, InletClient
 from aep_provider.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_IMS_ORG_ID, DEFAULT_INLET_ID
 
-SCHEMA = {"id": "https://ns.adobe.com/tenant/schemas/test", "contentType": "application/vnd.adobe.xed-full+json;version=1"}
+SCHEMA = {
+    "id": "https://ns.adobe.com/tenant/schemas/test",
+    "contentType": "application/vnd.adobe.xed-full+json;version=1",
+}
 
 #: Budgets small enough that failing tests end in a second or two.
 FAST = {
@@ -31,7 +34,10 @@ def xdm(key: str, pad: int = 0) -> bytes:
     if pad:
         entity["pad"] = "x" * pad
     return json.dumps(
-        {"header": {"schemaRef": SCHEMA, "imsOrgId": DEFAULT_IMS_ORG_ID}, "body": {"xdmMeta": {"schemaRef": SCHEMA}, "xdmEntity": entity}},
+        {
+            "header": {"schemaRef": SCHEMA, "imsOrgId": DEFAULT_IMS_ORG_ID},
+            "body": {"xdmMeta": {"schemaRef": SCHEMA}, "xdmEntity": entity},
+        },
         separators=(",", ":"),
     ).encode()
 

@@ -26,7 +26,9 @@ def test_unreachable_inlet_fails_naming_the_url():
 
 def test_emulator_down_past_the_deadline():
     emulator = AEPEmulator(EmulatorConfig(inlets=(InletConfig(authenticated=False),))).start()
-    client = client_for(emulator.url, auth="none", retry_deadline_seconds=1.0, max_attempts=100, backoff_max_seconds=0.2)
+    client = client_for(
+        emulator.url, auth="none", retry_deadline_seconds=1.0, max_attempts=100, backoff_max_seconds=0.2
+    )
     assert client.send_batch([xdm("a")]).accepted == 1
     emulator.stop()
     with pytest.raises(AEPUnavailableError, match="kept failing") as info:
@@ -61,7 +63,9 @@ def redirector():
 
 def test_inlet_redirect_is_not_followed(redirector):
     client = client_for(redirector, auth="token", access_token="tok-never-elsewhere")
-    with pytest.raises(AEPRequestError, match="redirects to http://127.0.0.2:1/elsewhere; redirects are not followed") as info:
+    with pytest.raises(
+        AEPRequestError, match="redirects to http://127.0.0.2:1/elsewhere; redirects are not followed"
+    ) as info:
         client.send_batch([xdm("a")])
     assert info.value.status == 307
     assert "sig=abc" not in str(info.value)

@@ -27,7 +27,12 @@ def test_both_207_failure_shapes_map_by_position(shape):
         messages = [xdm("m0"), b'{"no":"header"}', xdm("m2"), xdm("m3")]
         emulator.inject(Fault(endpoint="batch", reject_indexes=(3,), message_status=400, message="bad record"))
         result = client.send_batch(messages)
-    assert [r.outcome for r in result.results] == [Outcome.ACCEPTED, Outcome.REJECTED, Outcome.ACCEPTED, Outcome.REJECTED]
+    assert [r.outcome for r in result.results] == [
+        Outcome.ACCEPTED,
+        Outcome.REJECTED,
+        Outcome.ACCEPTED,
+        Outcome.REJECTED,
+    ]
     assert result.results[1].status == 400 and "header" in result.results[1].message
     assert result.results[3].status == 400 and "bad record" in result.results[3].message
     assert result.requests == 1  # rejections are final: nothing re-sent
@@ -43,9 +48,9 @@ def test_only_failed_retryable_entries_are_resent(aep_emulator):
     assert result.accepted == 5
     assert (result.requests, result.retries, result.throttled) == (3, 2, 1)
     # Second request carried m1 and m3, the third only m1 (its first entry was throttled).
-    assert result.bytes_sent == len(build_batch_body(messages)) + len(build_batch_body([messages[1], messages[3]])) + len(
-        build_batch_body([messages[1]])
-    )
+    assert result.bytes_sent == len(build_batch_body(messages)) + len(
+        build_batch_body([messages[1], messages[3]])
+    ) + len(build_batch_body([messages[1]]))
     assert sorted(accepted_ids(aep_emulator)) == ["m0", "m1", "m2", "m3", "m4"]  # each exactly once
     assert len(result.batch_ids) == 3
     # Every HTTP request is timed (the run summary's request_seconds come from these).
@@ -180,7 +185,11 @@ def test_static_token_mode_uses_the_token_and_cannot_renew(aep_emulator):
 
     token = requests.post(
         f"{aep_emulator.url}/ims/token/v3",
-        data={"grant_type": "client_credentials", "client_id": "aep-emulator-client", "client_secret": "aep-emulator-secret"},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "aep-emulator-client",
+            "client_secret": "aep-emulator-secret",
+        },
         timeout=5,
     ).json()["access_token"]
     client = client_for(aep_emulator.url, auth="token", access_token=token)

@@ -34,7 +34,9 @@ def test_retry_after_wins_over_jitter():
 
 def test_budget_stops_at_max_attempts():
     clock = FakeClock()
-    budget = RetryBudget(RetryPolicy(deadline_seconds=1000, max_attempts=3, backoff_base_seconds=0.1), clock=clock, sleep=clock.sleep)
+    budget = RetryBudget(
+        RetryPolicy(deadline_seconds=1000, max_attempts=3, backoff_base_seconds=0.1), clock=clock, sleep=clock.sleep
+    )
     allowed = []
     while True:
         budget.start_attempt()

@@ -13,7 +13,9 @@ pytestmark = pytest.mark.integration
 
 def test_every_case_moves_exactly_its_events(kafka_bootstrap, tmp_path):
     out, report = tmp_path / "bench.json", tmp_path / "BENCHMARKS.md"
-    report.write_text("# Benchmarks\n\nprose kept\n\n<!-- generated: bench -->\nold figures\n<!-- end generated: bench -->\n")
+    report.write_text(
+        "# Benchmarks\n\nprose kept\n\n<!-- generated: bench -->\nold figures\n<!-- end generated: bench -->\n"
+    )
     argv = [
         "--bootstrap", kafka_bootstrap, "--events", "1200", "--partitions", "3", "--message-bytes", "300",
         "--repeat", "1", "--peer-batch", "100", "--latency-ms", "5", "--latency-events", "400",
@@ -41,5 +43,13 @@ def test_every_case_moves_exactly_its_events(kafka_bootstrap, tmp_path):
     # Every figure the report names is there, and the markers' old content is replaced.
     text = report.read_text()
     assert "prose kept" in text and "old figures" not in text
-    for name in ("main/limit", "main/peer", "main/ours", "latency/ours", "throttled/ours", "memory 4N/ours", "empty/ours"):
+    for name in (
+        "main/limit",
+        "main/peer",
+        "main/ours",
+        "latency/ours",
+        "throttled/ours",
+        "memory 4N/ours",
+        "empty/ours",
+    ):
         assert name in text

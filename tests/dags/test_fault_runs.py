@@ -12,7 +12,7 @@ from tests.engine.support import committed, message, produce, produce_values, re
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
-DAG_TEMPLATE = '''
+DAG_TEMPLATE = """
 from datetime import timedelta
 
 import pendulum
@@ -35,7 +35,7 @@ with DAG(
         retry_delay=timedelta(seconds=1),
         {extra}
     )
-'''
+"""
 
 
 def _run_dag(airflow_db: str, topic: str, kafka_conn: str, aep_conn: str, extra: str = "", retries: int = 1):
@@ -46,7 +46,11 @@ def _run_dag(airflow_db: str, topic: str, kafka_conn: str, aep_conn: str, extra:
     bundle = Path(airflow_db) / "dags"
     bundle.mkdir(exist_ok=True)
     path = bundle / f"{dag_id}.py"
-    path.write_text(DAG_TEMPLATE.format(dag_id=dag_id, topic=topic, kafka_conn=kafka_conn, aep_conn=aep_conn, extra=extra, retries=retries))
+    path.write_text(
+        DAG_TEMPLATE.format(
+            dag_id=dag_id, topic=topic, kafka_conn=kafka_conn, aep_conn=aep_conn, extra=extra, retries=retries
+        )
+    )
     spec = importlib.util.spec_from_file_location(dag_id, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -70,7 +70,9 @@ def _produce_sample_events(bootstrap: str, topic: str) -> set[str]:
     producer = Producer({"bootstrap.servers": bootstrap})
     ids = set()
     for seq in range(EVENTS):
-        event = sample_event(seq, schema_id=DEFAULT_SCHEMA_ID, dataset_id=DEFAULT_DATASET_ID, ims_org_id=EMULATOR_IMS_ORG_ID)
+        event = sample_event(
+            seq, schema_id=DEFAULT_SCHEMA_ID, dataset_id=DEFAULT_DATASET_ID, ims_org_id=EMULATOR_IMS_ORG_ID
+        )
         ids.add(event["body"]["xdmEntity"]["_id"])
         producer.produce(topic, json.dumps(event).encode())
     assert producer.flush(30) == 0

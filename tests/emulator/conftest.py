@@ -79,8 +79,9 @@ class Inlet:
             **kwargs,
         )
 
-    def single(self, message: Any, params: dict[str, str] | None = None, headers: dict[str, str] | None = None,
-               **kwargs: Any) -> requests.Response:
+    def single(
+        self, message: Any, params: dict[str, str] | None = None, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> requests.Response:
         return self.session.post(
             f"{self.url}/collection/{self.inlet_id}",
             data=json.dumps(message).encode(),

@@ -123,8 +123,7 @@ def test_port_in_use_is_one_line_exit_2():
         result = _run("--port", str(port))
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        f"aep-emulator: error: port {port} on 127.0.0.1 is already in use; "
-        "pick another with --port (0 = any free port)"
+        f"aep-emulator: error: port {port} on 127.0.0.1 is already in use; pick another with --port (0 = any free port)"
     )
     assert "Traceback" not in result.stderr and result.stdout == ""
 

@@ -27,7 +27,10 @@ def message(topic: str, partition: int, seq: int) -> bytes:
     """A small, valid passthrough AEP message identifying where it was produced."""
     ref = {"id": "https://ns.adobe.com/test/schemas/e", "contentType": "application/vnd.adobe.xed-full+json;version=1"}
     return json.dumps(
-        {"header": {"schemaRef": ref}, "body": {"xdmMeta": {"schemaRef": ref}, "xdmEntity": {"p": partition, "n": seq}}},
+        {
+            "header": {"schemaRef": ref},
+            "body": {"xdmMeta": {"schemaRef": ref}, "xdmEntity": {"p": partition, "n": seq}},
+        },
         separators=(",", ":"),
     ).encode()
 
@@ -63,7 +66,9 @@ def produce(bootstrap: str, topic: str, partitions: int, per_partition: int, *, 
     assert not errors, errors[:3]
 
 
-def produce_values(bootstrap: str, topic: str, values: Iterable[bytes | None], partition: int = 0, **extra: Any) -> None:
+def produce_values(
+    bootstrap: str, topic: str, values: Iterable[bytes | None], partition: int = 0, **extra: Any
+) -> None:
     producer, errors, report = _checked_producer(bootstrap, topic, **extra)
     for value in values:
         producer.produce(topic, value, key=b"k", partition=partition, on_delivery=report)
@@ -104,23 +109,26 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[i
 def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "x", "isolation.level": "read_committed"})
     try:
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[1] for p in range(partitions)}
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[1]
+            for p in range(partitions)
+        }
     finally:
         consumer.close()
 
 
 def inlet_client(emulator: AEPEmulator, *, deadline: float = 10.0, max_attempts: int = 8) -> InletClient:
     """An InletClient for the emulator's default inlet, without rate limits, with a short deadline."""
-    auth = IMSTokenProvider(
-        client_id=DEFAULT_CLIENT_ID, client_secret=DEFAULT_CLIENT_SECRET, ims_url=emulator.url
-    )
+    auth = IMSTokenProvider(client_id=DEFAULT_CLIENT_ID, client_secret=DEFAULT_CLIENT_SECRET, ims_url=emulator.url)
     return InletClient(
         inlet_id=DEFAULT_INLET_ID,
         inlet_url=emulator.url,
         auth=auth,
         client_id=DEFAULT_CLIENT_ID,
         ims_org_id=DEFAULT_IMS_ORG_ID,
-        retry=RetryPolicy(deadline_seconds=deadline, max_attempts=max_attempts, backoff_base_seconds=0.05, backoff_max_seconds=0.5),
+        retry=RetryPolicy(
+            deadline_seconds=deadline, max_attempts=max_attempts, backoff_base_seconds=0.05, backoff_max_seconds=0.5
+        ),
         rate_limiter=RateLimiter(None, None),
         timeout=(2.0, 5.0),
     )

@@ -8,7 +8,12 @@ from aep_provider.engine.errors import KafkaSetupError
 
 def test_forced_settings_win_over_connection_and_overrides():
     conf = consumer_config(
-        {"bootstrap.servers": "b:1", "group.id": "g", "enable.auto.commit": True, "isolation.level": "read_uncommitted"},
+        {
+            "bootstrap.servers": "b:1",
+            "group.id": "g",
+            "enable.auto.commit": True,
+            "isolation.level": "read_uncommitted",
+        },
         {"enable.auto.offset.store": True},
     )
     assert conf["enable.auto.commit"] is False

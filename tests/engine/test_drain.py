@@ -23,8 +23,8 @@ from aep_provider.engine import (
     KafkaUnavailableError,
     RecordRejectedError,
 )
-from aep_provider.engine.errors import DeadLetterError
 from aep_provider.engine.dlq import HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON, HEADER_STATUS, HEADER_TOPIC
+from aep_provider.engine.errors import DeadLetterError
 from tests.engine.support import (
     committed,
     end_offsets,
@@ -74,7 +74,7 @@ def test_transactions_only_committed_records_arrive_and_the_run_ends(kafka_boots
         txn.flush(10)  # an abort would otherwise purge unsent records: they must reach the log
         (txn.commit_transaction if commit else txn.abort_transaction)(10)
 
-    transaction(range(0, 10), commit=True)
+    transaction(range(10), commit=True)
     transaction(range(100, 105), commit=False)
     transaction(range(10, 20), commit=True)
     transaction(range(200, 205), commit=False)  # aborted tail: markers and aborted records only
@@ -166,9 +166,17 @@ class ScriptedSender:
     ("sender", "match", "committed_to"),
     [
         # The 3rd message of the 2nd batch (offset 12) was still failing: commit stops right before it.
-        (ScriptedSender(2, outcome=Outcome.RETRYABLE), r"status 503 for t-\w+\[0\]@12 when the retry budget ran out", 12),
+        (
+            ScriptedSender(2, outcome=Outcome.RETRYABLE),
+            r"status 503 for t-\w+\[0\]@12 when the retry budget ran out",
+            12,
+        ),
         # The whole 3rd batch failed: nothing of it is acknowledged.
-        (ScriptedSender(3, error=AEPAuthError("IMS refused the client credentials")), "IMS refused the client credentials", 20),
+        (
+            ScriptedSender(3, error=AEPAuthError("IMS refused the client credentials")),
+            "IMS refused the client credentials",
+            20,
+        ),
     ],
     ids=["retryable-result", "client-error"],
 )
@@ -258,7 +266,9 @@ def test_no_dlq_fail_names_the_record_and_commits_up_to_it(kafka_bootstrap, pois
 
 def test_aep_rejection_without_dlq_fails_at_its_offset(kafka_bootstrap, make_topic, aep_emulator):
     topic = make_topic(partitions=1)
-    produce_values(kafka_bootstrap, topic, [message(topic, 0, 0), message(topic, 0, 1), b'{"no": "header"}', message(topic, 0, 3)])
+    produce_values(
+        kafka_bootstrap, topic, [message(topic, 0, 0), message(topic, 0, 1), b'{"no": "header"}', message(topic, 0, 3)]
+    )
     conf = kafka_conf(kafka_bootstrap)
     with pytest.raises(RecordRejectedError, match=rf"{topic}\[0\]@2 was rejected \(status 400"):
         _engine(conf, topic, inlet_client(aep_emulator)).run()
@@ -384,7 +394,9 @@ def test_members_joining_and_leaving_mid_run_end_cleanly_and_lose_nothing(
 
     def instance(delay: float, limit: int | None) -> None:
         time.sleep(delay)
-        engine = _engine(conf, topic, inlet_client(aep_emulator), max_batch_records=100, max_in_flight=2, max_records_per_run=limit)
+        engine = _engine(
+            conf, topic, inlet_client(aep_emulator), max_batch_records=100, max_in_flight=2, max_records_per_run=limit
+        )
         try:
             summaries.append(engine.run())
         except Exception as err:  # surfaced by the assertion below
@@ -468,7 +480,9 @@ def test_max_run_seconds_stops_cleanly_with_acknowledged_offsets_committed(kafka
     produce(kafka_bootstrap, topic, 1, 5000)
     aep_emulator.inject(Fault(delay_seconds=0.1, count=None, endpoint="batch"))  # 10 s of work
     conf = kafka_conf(kafka_bootstrap)
-    summary = _engine(conf, topic, inlet_client(aep_emulator), max_run_seconds=3.0, max_batch_records=50, max_in_flight=1).run()
+    summary = _engine(
+        conf, topic, inlet_client(aep_emulator), max_run_seconds=3.0, max_batch_records=50, max_in_flight=1
+    ).run()
     assert summary.stopped_by == "max_run_seconds"
     delivered = len(aep_emulator.accepted())
     assert 0 < delivered < 5000 and summary.delivered == delivered
@@ -542,7 +556,9 @@ def test_unreachable_broker_is_one_clear_error_in_bounded_time(aep_emulator):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens once closed
     conf = kafka_conf(f"127.0.0.1:{port}")
-    with pytest.raises(KafkaSetupError, match=rf"bootstrap.servers='127.0.0.1:{port}' did not answer within 2s") as info:
+    with pytest.raises(
+        KafkaSetupError, match=rf"bootstrap.servers='127.0.0.1:{port}' did not answer within 2s"
+    ) as info:
         _engine(conf, "events", inlet_client(aep_emulator), kafka_timeout_seconds=2.0).run()
     assert isinstance(info.value, KafkaUnavailableError) and info.value.retryable
     assert info.value.__cause__ is None

@@ -195,7 +195,9 @@ class PartialAnswerSender:
         self.calls += 1
         if self.calls == 1:
             return BatchResult(results=[MessageResult(Outcome.ACCEPTED)] * len(messages), requests=1)
-        results = [MessageResult(o, status=400 if o is Outcome.REJECTED else None, message="bad") for o in self.outcomes]
+        results = [
+            MessageResult(o, status=400 if o is Outcome.REJECTED else None, message="bad") for o in self.outcomes
+        ]
         results += [MessageResult(Outcome.RETRYABLE)] * (len(messages) - len(results))
         self.error.partial = BatchResult(results=results, requests=1)
         raise self.error
@@ -206,7 +208,10 @@ A, R = Outcome.ACCEPTED, Outcome.REJECTED
 
 @pytest.mark.parametrize(
     ("error", "retryable"),
-    [(AEPAuthError("the inlet refused a fresh token (401)"), False), (AEPUnavailableError("503 past the deadline"), True)],
+    [
+        (AEPAuthError("the inlet refused a fresh token (401)"), False),
+        (AEPUnavailableError("503 past the deadline"), True),
+    ],
     ids=["auth", "unavailable"],
 )
 def test_a_partial_answer_settles_what_aep_accepted_before_failing(error, retryable):
@@ -223,7 +228,12 @@ def test_a_partial_answer_settles_what_aep_accepted_before_failing(error, retrya
 def test_without_partial_answers_nothing_of_the_failed_batch_is_committed():
     consumer = FakeConsumer({0: [f"0:{n}".encode() for n in range(20)]})
     with pytest.raises(DrainError, match="refused"):
-        _engine(consumer, PartialAnswerSender(AEPRequestError("refused", status=400), []), max_batch_records=10, max_in_flight=1).run()
+        _engine(
+            consumer,
+            PartialAnswerSender(AEPRequestError("refused", status=400), []),
+            max_batch_records=10,
+            max_in_flight=1,
+        ).run()
     assert max(c[0] for c in consumer.commits) == 10
 
 
@@ -381,7 +391,9 @@ class RebalancingCommitConsumer(FakeConsumer):
             if self.per_partition:
                 self._answers.append((None, [_with_error(tp, KafkaError.REBALANCE_IN_PROGRESS) for tp in offsets]))
             else:
-                error = KafkaError(KafkaError.ILLEGAL_GENERATION, "Commit failed: Broker: Specified group generation id is not valid")
+                error = KafkaError(
+                    KafkaError.ILLEGAL_GENERATION, "Commit failed: Broker: Specified group generation id is not valid"
+                )
                 self._answers.append((error, [TopicPartition(tp.topic, tp.partition, tp.offset) for tp in offsets]))
             return None
         return super().commit(offsets, asynchronous)
@@ -408,7 +420,8 @@ def test_a_commit_refused_during_a_rebalance_is_made_once_the_group_settles(per_
 def test_a_group_rebalancing_past_the_timeout_fails_the_run_with_a_clear_error():
     consumer = RebalancingCommitConsumer({0: [b"0:0"]}, refusals=10**9, per_partition=False)
     with pytest.raises(
-        DrainError, match=r"group 'g' did not confirm the final commit within 0.3s.*t\[0\] 0->1.*sent again by the next run"
+        DrainError,
+        match=r"group 'g' did not confirm the final commit within 0.3s.*t\[0\] 0->1.*sent again by the next run",
     ):
         _engine(consumer, OrderCheckingSender(), kafka_timeout_seconds=0.3).run()
     assert consumer.commits == []

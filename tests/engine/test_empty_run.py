@@ -37,7 +37,11 @@ def _recording_factory() -> tuple[list[list[str]], Any]:
 
 def _engine(conf: dict[str, Any], topic: str, sender: Any, factory: Any = Consumer, **cfg: Any) -> DrainEngine:
     return DrainEngine(
-        consumer_conf=conf, topics=[topic], sender=sender, config=DrainConfig(**{**FAST, **cfg}), consumer_factory=factory
+        consumer_conf=conf,
+        topics=[topic],
+        sender=sender,
+        config=DrainConfig(**{**FAST, **cfg}),
+        consumer_factory=factory,
     )
 
 
@@ -72,7 +76,13 @@ def test_a_run_with_nothing_to_read_ends_without_joining_the_group(kafka_bootstr
     assert desc.is_simple_consumer_group and desc.members == []
     assert desc.state.name == "EMPTY"
     data = summary.to_dict()
-    assert (data["stopped_by"], data["delivered"], data["requests"], data["lag"], data["topic_lag"]) == ("end", 0, 0, 0, 0)
+    assert (data["stopped_by"], data["delivered"], data["requests"], data["lag"], data["topic_lag"]) == (
+        "end",
+        0,
+        0,
+        0,
+        0,
+    )
     for p in range(2):
         part = data["partitions"][f"{topic}[{p}]"]
         assert (part["start"], part["end"], part["committed"], part["lag"], part["topic_lag"]) == (5, 5, 5, 0, 0)
@@ -91,7 +101,9 @@ def test_a_run_with_nothing_to_read_ends_without_joining_the_group(kafka_bootstr
     assert not _describe(kafka_bootstrap, group).is_simple_consumer_group
 
 
-def test_a_new_group_on_an_empty_topic_ends_without_joining_under_earliest_only(kafka_bootstrap, make_topic, aep_emulator):
+def test_a_new_group_on_an_empty_topic_ends_without_joining_under_earliest_only(
+    kafka_bootstrap, make_topic, aep_emulator
+):
     topic = make_topic(partitions=1)
     # earliest, no committed offset, nothing retained: lag 0, nothing to pin.
     conf = kafka_conf(kafka_bootstrap)
@@ -118,15 +130,23 @@ def test_replays_keep_their_path(kafka_bootstrap, make_topic, aep_emulator):
 
     topic = make_topic(partitions=1)
     conf = kafka_conf(kafka_bootstrap)
-    planner = ReplayPlanner(ReplayWindow(1_700_000_000_000, 1_700_000_060_000, scope=ReplayScope.ALL), conf, timeout=10.0)
+    planner = ReplayPlanner(
+        ReplayWindow(1_700_000_000_000, 1_700_000_060_000, scope=ReplayScope.ALL), conf, timeout=10.0
+    )
     engine = DrainEngine(
-        consumer_conf=conf, topics=[topic], sender=inlet_client(aep_emulator), config=DrainConfig(**FAST), planner=planner
+        consumer_conf=conf,
+        topics=[topic],
+        sender=inlet_client(aep_emulator),
+        config=DrainConfig(**FAST),
+        planner=planner,
     )
     assert engine.run().stopped_by == "end"
     assert not engine.ended_without_joining
 
 
-def test_log_has_collapsible_sections_and_lists_only_the_first_rejections(kafka_bootstrap, make_topic, aep_emulator, caplog):
+def test_log_has_collapsible_sections_and_lists_only_the_first_rejections(
+    kafka_bootstrap, make_topic, aep_emulator, caplog
+):
     topic = make_topic(partitions=1)
     bad = MAX_REJECTION_SAMPLES + 7
     produce_values(kafka_bootstrap, topic, [b"{not json %d" % n for n in range(bad)] + [message(topic, 0, 0)])

@@ -86,7 +86,9 @@ def test_sigkill_mid_run_resends_at_most_max_in_flight_batches(kafka_bootstrap, 
             assert second_run[p] == list(range(second_run[p][0], per_partition))
     duplicates = first_count + sum(len(v) for v in second_run.values()) - partitions * per_partition
     with capsys.disabled():
-        print(f"\n[fault] SIGKILL after {first_count} accepted: {duplicates} duplicate(s), bound {max_in_flight * batch_records}")
+        print(
+            f"\n[fault] SIGKILL after {first_count} accepted: {duplicates} duplicate(s), bound {max_in_flight * batch_records}"
+        )
     # The stated bound: requests in flight plus acknowledged batches whose commit was not yet
     # confirmed, which count against max_in_flight.
     assert 0 <= duplicates <= max_in_flight * batch_records
@@ -184,7 +186,9 @@ def test_inlet_503_and_429_past_the_deadline_fail_retryably_then_recover(kafka_b
             return client.send_batch(messages)
 
     with pytest.raises(DrainError, match=r"503") as info:
-        _engine(conf, topic, OutageAfterFourBatches(), max_batch_records=batch_records, max_in_flight=max_in_flight).run()
+        _engine(
+            conf, topic, OutageAfterFourBatches(), max_batch_records=batch_records, max_in_flight=max_in_flight
+        ).run()
     assert info.value.retryable
     first = received(aep_emulator)
     first_count = sum(len(v) for v in first.values())
@@ -200,7 +204,9 @@ def test_inlet_503_and_429_past_the_deadline_fail_retryably_then_recover(kafka_b
     assert committed(kafka_bootstrap, conf["group.id"], topic, 2) == {0: per_partition, 1: per_partition}
 
 
-def test_ims_token_expiring_mid_run_is_renewed_without_loss_or_duplicates(kafka_bootstrap, make_topic, make_aep_emulator):
+def test_ims_token_expiring_mid_run_is_renewed_without_loss_or_duplicates(
+    kafka_bootstrap, make_topic, make_aep_emulator
+):
     emulator = make_aep_emulator(token_ttl_seconds=1)
     emulator.inject(Fault(delay_seconds=0.05, count=None, endpoint="batch"))  # the run outlives several tokens
     topic = make_topic(partitions=2)
@@ -246,7 +252,9 @@ def poison_topic(kafka_bootstrap, make_topic) -> str:
 
 
 @pytest.mark.parametrize("payload", ["passthrough", "callable"])
-def test_poison_pills_go_to_the_dlq_and_the_run_goes_on(kafka_bootstrap, make_topic, poison_topic, aep_emulator, payload):
+def test_poison_pills_go_to_the_dlq_and_the_run_goes_on(
+    kafka_bootstrap, make_topic, poison_topic, aep_emulator, payload
+):
     dlq = make_topic(partitions=1, config={"max.message.bytes": "2000000"}, prefix="dlq")
     conf = kafka_conf(kafka_bootstrap)
     shaper = make_shaper(explode_on_boom if payload == "callable" else "passthrough")

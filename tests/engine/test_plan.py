@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from aep_provider.engine.errors import KafkaSetupError, KafkaUnavailableError
@@ -76,5 +75,8 @@ def test_committed_offsets_failing_for_the_whole_budget_is_one_clear_error():
     ],
 )
 def test_nothing_to_read_from_offsets_alone(committed, marks, reset, empty):
-    plans = [plan_partition("t", 0, committed=committed, marks=marks, reset=reset), plan_partition("t", 1, committed=250, marks=MARKS)]
+    plans = [
+        plan_partition("t", 0, committed=committed, marks=marks, reset=reset),
+        plan_partition("t", 1, committed=250, marks=MARKS),
+    ]
     assert nothing_to_read(plans, reset) is empty

@@ -90,7 +90,11 @@ def _produce_at(
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     for seq, (partition, ts) in enumerate(stamped, start=start_seq):
         entity = {"n": seq, "ts": ts}
-        value = entity if xdm_only else {"header": {"schemaRef": REF}, "body": {"xdmMeta": {"schemaRef": REF}, "xdmEntity": entity}}
+        value = (
+            entity
+            if xdm_only
+            else {"header": {"schemaRef": REF}, "body": {"xdmMeta": {"schemaRef": REF}, "xdmEntity": entity}}
+        )
         producer.produce(topic, json.dumps(value).encode(), partition=partition, timestamp=ts)
     assert producer.flush(30) == 0
 
@@ -120,11 +124,18 @@ def test_non_monotonic_timestamps_are_filtered_and_lateness_bounds_the_scan(kafk
     _produce_at(kafka_bootstrap, topic, [(0, BASE_MS + d) for d in (100, 300, 200, 500, 400, 600)])
     conf = kafka_conf(kafka_bootstrap)
 
-    late = _replay(conf, [topic], inlet_client(aep_emulator), _window(150, 450, scope=ReplayScope.ALL, lateness_ms=1000))
+    late = _replay(
+        conf, [topic], inlet_client(aep_emulator), _window(150, 450, scope=ReplayScope.ALL, lateness_ms=1000)
+    )
     summary = late.run()
     # Offsets 1-5 are read; +200 (offset 2) sits after +300 and +400 (offset 4) after +500: both sent.
     assert _sent(aep_emulator) == [1, 2, 4]
-    assert (summary.mode, summary.delivered, summary.filtered_by_timestamp, summary.left_to_live_drain) == ("replay", 3, 2, 0)
+    assert (summary.mode, summary.delivered, summary.filtered_by_timestamp, summary.left_to_live_drain) == (
+        "replay",
+        3,
+        2,
+        0,
+    )
     part = summary.to_dict()["partitions"][f"{topic}[0]"]
     assert (part["start"], part["end"], part["send_until"], part["records"]) == (1, 6, 6, 3)
     assert summary.to_dict()["interval"]["scope"] == "all"
@@ -132,7 +143,9 @@ def test_non_monotonic_timestamps_are_filtered_and_lateness_bounds_the_scan(kafk
     aep_emulator.reset()
     # Without lateness the scan ends at the first record stamped at or after the end (offset 3):
     # the late +400 at offset 4 is not reached. That is what replay_lateness_seconds is for.
-    summary = _replay(conf, [topic], inlet_client(aep_emulator), _window(150, 450, scope=ReplayScope.ALL, lateness_ms=0)).run()
+    summary = _replay(
+        conf, [topic], inlet_client(aep_emulator), _window(150, 450, scope=ReplayScope.ALL, lateness_ms=0)
+    ).run()
     assert _sent(aep_emulator) == [1, 2]
     assert summary.to_dict()["partitions"][f"{topic}[0]"]["end"] == 3
     # A replay commits nothing: the group still has no offsets.
@@ -147,12 +160,22 @@ def test_replay_resends_only_what_the_live_drain_handed_over_and_leaves_its_offs
     _produce_at(kafka_bootstrap, topic, [(p, BASE_MS + 1000 + i) for i in range(5) for p in (0, 1)], xdm_only=True)
     conf = kafka_conf(kafka_bootstrap)
     shaper = lambda: XDMShaper(schema_id="https://ns.adobe.com/t/schemas/s", dataset_id="ds")  # noqa: E731
-    drained = DrainEngine(consumer_conf=conf, topics=[topic], sender=inlet_client(aep_emulator), config=DrainConfig(**FAST), shaper=shaper()).run()
+    drained = DrainEngine(
+        consumer_conf=conf,
+        topics=[topic],
+        sender=inlet_client(aep_emulator),
+        config=DrainConfig(**FAST),
+        shaper=shaper(),
+    ).run()
     assert drained.delivered == 10
     first_ids = sorted(m["body"]["xdmEntity"]["_id"] for m in aep_emulator.accepted())
     # Records of the interval the live drain has not read yet (produced after its run).
     _produce_at(
-        kafka_bootstrap, topic, [(0, BASE_MS + 1500), (1, BASE_MS + 1600), (1, BASE_MS + 9000)], start_seq=10, xdm_only=True
+        kafka_bootstrap,
+        topic,
+        [(0, BASE_MS + 1500), (1, BASE_MS + 1600), (1, BASE_MS + 9000)],
+        start_seq=10,
+        xdm_only=True,
     )
     before = committed(kafka_bootstrap, conf["group.id"], topic, 2)
     assert before == {0: 5, 1: 5}
@@ -195,7 +218,9 @@ def test_interval_without_records_is_green_and_says_so(kafka_bootstrap, make_top
 
 
 @pytest.mark.integration
-def test_records_gone_to_retention_fail_naming_partition_and_log_start(kafka_bootstrap, make_topic, kafka_admin: AdminClient, aep_emulator):
+def test_records_gone_to_retention_fail_naming_partition_and_log_start(
+    kafka_bootstrap, make_topic, kafka_admin: AdminClient, aep_emulator
+):
     topic = make_topic(partitions=2)
     day = 86_400_000
     # "Day 1" records at +0..+2 h, "day 2" records at +1 day +1 h..; both partitions.
@@ -220,11 +245,20 @@ def test_records_gone_to_retention_fail_naming_partition_and_log_start(kafka_boo
 
 
 @pytest.mark.integration
-def test_replay_cut_short_by_a_limit_fails_saying_the_interval_was_not_finished(kafka_bootstrap, make_topic, aep_emulator):
+def test_replay_cut_short_by_a_limit_fails_saying_the_interval_was_not_finished(
+    kafka_bootstrap, make_topic, aep_emulator
+):
     topic = make_topic(partitions=1)
     _produce_at(kafka_bootstrap, topic, [(0, BASE_MS + i) for i in range(20)])
     conf = kafka_conf(kafka_bootstrap)
-    engine = _replay(conf, [topic], inlet_client(aep_emulator), _window(0, 100, scope=ReplayScope.ALL), max_records_per_run=5, max_batch_records=5)
+    engine = _replay(
+        conf,
+        [topic],
+        inlet_client(aep_emulator),
+        _window(0, 100, scope=ReplayScope.ALL),
+        max_records_per_run=5,
+        max_batch_records=5,
+    )
     with pytest.raises(ReplayError, match=r"stopped \(max_records_per_run\) before the end of the interval: 5 record"):
         engine.run()
     assert engine.summary.stopped_by == "failed" and engine.summary.delivered == 5

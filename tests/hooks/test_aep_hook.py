@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 import logging
+import threading
 
 import pytest
 from airflow.sdk.log import redact
@@ -62,7 +62,9 @@ def test_auth_none_connection(make_aep_conn):
 
 def test_missing_inlet_id_names_the_connection_and_the_extra(aep_emulator, make_aep_conn):
     conn_id = make_aep_conn(aep_emulator.url, inlet_id=None)
-    with pytest.raises(AEPConfigError, match=f"Connection '{conn_id}' has no streaming inlet id: set the 'inlet_id' extra"):
+    with pytest.raises(
+        AEPConfigError, match=f"Connection '{conn_id}' has no streaming inlet id: set the 'inlet_id' extra"
+    ):
         AEPStreamingHook(conn_id).get_client()
     ok, message = AEPStreamingHook(conn_id).test_connection()
     assert not ok and "inlet_id" in message
@@ -71,7 +73,9 @@ def test_missing_inlet_id_names_the_connection_and_the_extra(aep_emulator, make_
 @pytest.mark.parametrize("host", ["dcs.adobedc.net", "https://", "https://dcs.adobedc.net:abc"])
 def test_malformed_inlet_url_is_one_clear_error(make_aep_conn, host):
     conn_id = make_aep_conn("http://127.0.0.1:9", host=host)
-    with pytest.raises(AEPConfigError, match=f"Connection '{conn_id}': inlet URL .host.*(scheme and a host|invalid port)"):
+    with pytest.raises(
+        AEPConfigError, match=f"Connection '{conn_id}': inlet URL .host.*(scheme and a host|invalid port)"
+    ):
         AEPStreamingHook(conn_id).get_client()
 
 

@@ -14,11 +14,10 @@ from aep_provider.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFA
 @pytest.fixture(scope="module")
 def api() -> Iterator[Any]:
     """Airflow's core API app in-process, called as a logged-in admin."""
-    from fastapi.testclient import TestClient
-
     from airflow.api_fastapi.app import create_app
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
     from airflow.api_fastapi.core_api.security import get_user
+    from fastapi.testclient import TestClient
 
     app = create_app(apps="core")
     # Stand in for a logged-in admin instead of minting a JWT (which needs the revoked-token table).

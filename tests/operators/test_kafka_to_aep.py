@@ -97,7 +97,9 @@ def test_kafka_secrets_are_masked_and_forced_settings_applied(make_kafka_conn):
 def test_kafka_connection_without_group_id_is_one_clear_error(monkeypatch, kafka_bootstrap):
     monkeypatch.setenv(
         "AIRFLOW_CONN_KAFKA_NOGROUP",
-        json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": kafka_bootstrap, "sasl.password": "pw-123456"}}),
+        json.dumps(
+            {"conn_type": "kafka", "extra": {"bootstrap.servers": kafka_bootstrap, "sasl.password": "pw-123456"}}
+        ),
     )
     with pytest.raises(AirflowFailException, match="Airflow connection 'kafka_nogroup' has no 'group.id'") as info:
         _op(kafka_config_id="kafka_nogroup").execute(context={})
@@ -108,7 +110,7 @@ def test_kafka_connection_without_group_id_is_one_clear_error(monkeypatch, kafka
 @pytest.mark.parametrize("which", ["kafka_config_id", "aep_conn_id"])
 def test_a_missing_connection_fails_the_task_without_retries_naming_it(which, kafka_conn_id, aep_conn_id):
     ids = {"kafka_config_id": kafka_conn_id, "aep_conn_id": aep_conn_id, which: "no_such_conn"}
-    with pytest.raises(AirflowFailException, match=rf"no_such_conn.*isn't defined: create it") as info:
+    with pytest.raises(AirflowFailException, match=r"no_such_conn.*isn't defined: create it") as info:
         _op(**ids).execute(context={})
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
@@ -143,7 +145,9 @@ def test_unreachable_broker_is_a_retryable_failure_naming_bootstrap_servers(make
         port = s.getsockname()[1]  # nothing listens once closed
     conn_id = make_kafka_conn(**{"bootstrap.servers": f"127.0.0.1:{port}"})
     op = _op(kafka_config_id=conn_id, aep_conn_id=aep_conn_id, kafka_timeout_seconds=2)
-    with pytest.raises(AirflowException, match=rf"bootstrap.servers='127.0.0.1:{port}' did not answer within 2s") as info:
+    with pytest.raises(
+        AirflowException, match=rf"bootstrap.servers='127.0.0.1:{port}' did not answer within 2s"
+    ) as info:
         op.execute(context={})
     # A broker restart passes: the task's retries should apply, so it is not a fail-fast error.
     assert not isinstance(info.value, AirflowFailException)
@@ -217,12 +221,14 @@ def test_rejected_record_fails_the_task_and_the_summary_samples_rejections(
 
 
 @pytest.mark.integration
-def test_execute_drains_and_returns_a_json_summary(kafka_bootstrap, make_topic, kafka_conn_id, aep_conn_id, aep_emulator):
+def test_execute_drains_and_returns_a_json_summary(
+    kafka_bootstrap, make_topic, kafka_conn_id, aep_conn_id, aep_emulator
+):
     topic = make_topic(partitions=3)
     produce(kafka_bootstrap, topic, 3, 300)
-    summary = _op(topics=[topic], kafka_config_id=kafka_conn_id, aep_conn_id=aep_conn_id, max_batch_records=100).execute(
-        context={}
-    )
+    summary = _op(
+        topics=[topic], kafka_config_id=kafka_conn_id, aep_conn_id=aep_conn_id, max_batch_records=100
+    ).execute(context={})
     assert received(aep_emulator) == {p: list(range(300)) for p in range(3)}
     assert json.loads(json.dumps(summary)) == summary
     assert summary["delivered"] == 900 and summary["lag"] == 0 and summary["requests"] >= 9
@@ -260,7 +266,9 @@ def test_on_kill_stops_promptly_and_commits_what_was_acknowledged(
     topic = make_topic(partitions=1)
     produce(kafka_bootstrap, topic, 1, 3000)
     aep_emulator.inject(Fault(delay_seconds=0.2, count=None, endpoint="batch"))
-    op = _op(topics=topic, kafka_config_id=kafka_conn_id, aep_conn_id=aep_conn_id, max_batch_records=100, max_in_flight=1)
+    op = _op(
+        topics=topic, kafka_config_id=kafka_conn_id, aep_conn_id=aep_conn_id, max_batch_records=100, max_in_flight=1
+    )
     result = {}
     runner = threading.Thread(target=lambda: result.setdefault("summary", op.execute(context={})))
     runner.start()

@@ -29,7 +29,9 @@ ORG = DEFAULT_IMS_ORG_ID.split("@")[0]
 
 
 def test_asset_uri_form_and_normalisation():
-    assert asset_uri(ims_org_id=DEFAULT_IMS_ORG_ID, sandbox="Prod", dataset_id="ds1") == f"aep://{ORG}/prod/datasets/ds1"
+    assert (
+        asset_uri(ims_org_id=DEFAULT_IMS_ORG_ID, sandbox="Prod", dataset_id="ds1") == f"aep://{ORG}/prod/datasets/ds1"
+    )
     assert asset_uri(ims_org_id=DEFAULT_IMS_ORG_ID, inlet_id="in/1") == f"aep://{ORG}/prod/inlets/in%2F1"
     # Through Airflow's own URI handling (the provider registers the scheme).
     assert Asset(f"aep://{DEFAULT_IMS_ORG_ID}/PROD/datasets/ds1/").uri == f"aep://{ORG}/prod/datasets/ds1"
@@ -160,7 +162,7 @@ def _metric(lines: list[str], name: str, **tags: str) -> list[str]:
     return values
 
 
-DAG_TEMPLATE = '''
+DAG_TEMPLATE = """
 from datetime import datetime
 from airflow.sdk import DAG, Asset
 from aep_provider.operators.kafka_to_aep import KafkaToAEPOperator
@@ -170,7 +172,7 @@ with DAG({dag_id!r}, schedule=None, start_date=datetime(2025, 1, 1), catchup=Fal
         task_id="drain", topics={topic!r}, kafka_config_id={kafka!r}, aep_conn_id={aep!r},
         dlq_topic={dlq!r}, dataset_id="ds-events", outlets=[Asset({uri!r})],
     )
-'''
+"""
 
 
 @pytest.mark.integration
@@ -191,7 +193,9 @@ def test_dag_test_run_emits_metrics_asset_event_and_link(
     bundle = Path(airflow_db) / "dags"
     bundle.mkdir(exist_ok=True)
     path = bundle / f"{dag_id}.py"
-    path.write_text(DAG_TEMPLATE.format(dag_id=dag_id, topic=topic, kafka=kafka_conn_id, aep=aep_conn_id, dlq=dlq, uri=uri))
+    path.write_text(
+        DAG_TEMPLATE.format(dag_id=dag_id, topic=topic, kafka=kafka_conn_id, aep=aep_conn_id, dlq=dlq, uri=uri)
+    )
     spec = importlib.util.spec_from_file_location(dag_id, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -211,7 +215,10 @@ def test_dag_test_run_emits_metrics_asset_event_and_link(
     assert _metric(statsd_listener, "aep_provider.runs", **tags, stopped_by="end") == ["1|c"]
     [duration] = _metric(statsd_listener, "aep_provider.run_duration", **tags)
     assert duration.endswith("|ms")
-    latency = {stat: _metric(statsd_listener, f"aep_provider.request_latency.{stat}", **tags) for stat in ("p50", "p95", "max", "mean")}
+    latency = {
+        stat: _metric(statsd_listener, f"aep_provider.request_latency.{stat}", **tags)
+        for stat in ("p50", "p95", "max", "mean")
+    }
     assert all(len(values) == 1 and values[0].endswith("|ms") for values in latency.values()), latency
     ms = {stat: float(values[0].split("|")[0]) for stat, values in latency.items()}
     assert 0 < ms["p50"] <= ms["p95"] <= ms["max"] and ms["mean"] <= ms["max"]
@@ -271,9 +278,15 @@ def test_replay_metrics_carry_mode_and_no_lag_gauge(monkeypatch):
     from aep_provider.operators import metrics
 
     sent: list[tuple[str, str, dict]] = []
-    monkeypatch.setattr(metrics.Stats, "incr", lambda name, count=1, tags=None, **kw: sent.append(("incr", name, tags or {})))
-    monkeypatch.setattr(metrics.Stats, "gauge", lambda name, value, tags=None, **kw: sent.append(("gauge", name, tags or {})))
-    monkeypatch.setattr(metrics.Stats, "timing", lambda name, dt, tags=None, **kw: sent.append(("timing", name, tags or {})))
+    monkeypatch.setattr(
+        metrics.Stats, "incr", lambda name, count=1, tags=None, **kw: sent.append(("incr", name, tags or {}))
+    )
+    monkeypatch.setattr(
+        metrics.Stats, "gauge", lambda name, value, tags=None, **kw: sent.append(("gauge", name, tags or {}))
+    )
+    monkeypatch.setattr(
+        metrics.Stats, "timing", lambda name, dt, tags=None, **kw: sent.append(("timing", name, tags or {}))
+    )
     summary = {
         "mode": "replay",
         "interval": {"start": "2026-11-28T00:00:00Z", "end": "2026-11-29T00:00:00Z"},

@@ -18,9 +18,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def _init_defaults() -> dict[str, object]:
     params = inspect.signature(KafkaToAEPOperator.__init__).parameters
     return {
-        name: p.default
-        for name, p in params.items()
-        if name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD
+        name: p.default for name, p in params.items() if name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD
     }
 
 

@@ -35,7 +35,11 @@ def test_every_run_but_a_backfill_drains(run_type):
 def test_a_backfill_run_replays_its_data_interval():
     window = _window(_context("backfill"))
     assert window.describe() == "[2026-11-28T00:00:00Z, 2026-11-29T00:00:00Z)"
-    assert (window.scope, window.lateness_ms, window.source) == (ReplayScope.HANDED_OVER, 60_000, "the backfill run's data interval")
+    assert (window.scope, window.lateness_ms, window.source) == (
+        ReplayScope.HANDED_OVER,
+        60_000,
+        "the backfill run's data interval",
+    )
 
 
 def test_run_type_as_an_enum_is_understood():
@@ -52,8 +56,10 @@ def test_manual_run_with_conf_or_params_replays_that_interval_with_its_scope():
     params = {"replay_start": "2026-11-28T06:00:00Z", "replay_end": "2026-11-28T08:00:00Z", "replay_scope": None}
     assert _window(_context("manual", params=params)).end_ms - window.start_ms == 2 * 3_600_000
     # Explicit operator arguments win; a rendered empty template means "not set".
-    assert _window(_context("manual", conf=conf), start="2026-11-28T05:00:00Z", end="None").describe().startswith(
-        "[2026-11-28T05:00:00Z, 2026-11-28T07:00:00Z)"
+    assert (
+        _window(_context("manual", conf=conf), start="2026-11-28T05:00:00Z", end="None")
+        .describe()
+        .startswith("[2026-11-28T05:00:00Z, 2026-11-28T07:00:00Z)")
     )
 
 
@@ -63,7 +69,9 @@ def test_mode_drain_never_replays_and_mode_replay_always_does():
 
 
 def test_zero_length_backfill_interval_names_the_timetable_to_use():
-    with pytest.raises(ReplayError, match=r"backfill run's data interval .* is empty.*CronTriggerTimetable.*CronDataIntervalTimetable"):
+    with pytest.raises(
+        ReplayError, match=r"backfill run's data interval .* is empty.*CronTriggerTimetable.*CronDataIntervalTimetable"
+    ):
         _window(_context("backfill", start=DAY1, end=DAY1))
 
 
@@ -73,7 +81,10 @@ def test_zero_length_backfill_interval_names_the_timetable_to_use():
         ({"replay_start": "2026-11-28T00:00:00Z"}, "needs both replay_start and replay_end; got only replay_start"),
         ({"replay_start": "2026-11-29T00:00:00Z", "replay_end": "2026-11-28T00:00:00Z"}, "ends before it starts"),
         ({"replay_start": "2026-11-30T00:00:00Z", "replay_end": "2026-12-30T00:00:00Z"}, "ends in the future"),
-        ({"replay_start": "2026-11-28", "replay_end": "2026-11-29", "replay_scope": "most"}, "replay_scope must be one of"),
+        (
+            {"replay_start": "2026-11-28", "replay_end": "2026-11-29", "replay_scope": "most"},
+            "replay_scope must be one of",
+        ),
     ],
 )
 def test_bad_manual_replays_are_one_clear_error(conf, match):

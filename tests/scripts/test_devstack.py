@@ -123,8 +123,10 @@ def test_sample_events_are_valid_xdm_messages():
         assert check_message(json.loads(json.dumps(event)), EMULATOR_IMS_ORG_ID) is None
         entity = event["body"]["xdmEntity"]
         assert entity["_id"] and entity["timestamp"].endswith("Z") and entity["eventType"]
-    assert sample_event(0, schema_id="s", dataset_id="d", ims_org_id="o")["body"]["xdmEntity"]["_id"] != \
+    assert (
         sample_event(0, schema_id="s", dataset_id="d", ims_org_id="o")["body"]["xdmEntity"]["_id"]
+        != sample_event(0, schema_id="s", dataset_id="d", ims_org_id="o")["body"]["xdmEntity"]["_id"]
+    )
 
 
 @pytest.mark.integration

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -168,7 +168,7 @@ def test_maven_offline_is_one_clear_line_and_nothing_is_cached(tmp_path, java_on
         java_only_bin,
         "mvn",
         'echo "[ERROR] Failed to execute goal on project kafka-local-classpath: Could not transfer artifact '
-        'org.apache.kafka:kafka_2.13:pom:4.1.1 from/to central: repo.maven.apache.org: Temporary failure '
+        "org.apache.kafka:kafka_2.13:pom:4.1.1 from/to central: repo.maven.apache.org: Temporary failure "
         'in name resolution"; exit 1',
     )
     cache = tmp_path / "cache"
@@ -216,8 +216,6 @@ def test_a_hung_log_dir_format_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(kafka_local, "FORMAT_TIMEOUT", 1.0)
     with pytest.raises(KafkaLocalError, match=r"formatting the Kafka log dir .* did not finish within 1s"):
         KafkaBroker(data_dir=tmp_path / "kafka").start()
-
-
 
 
 @pytest.mark.integration
@@ -332,4 +330,3 @@ def test_foreign_non_empty_data_dir_is_refused(tmp_path):
 def test_pid_reuse_is_not_mistaken_for_our_broker(tmp_path):
     (tmp_path / kafka_local.STATE_FILE).write_text(f'{{"pid": {os.getpid()}, "bootstrap": "127.0.0.1:1"}}')
     assert kafka_local.running_pid(tmp_path) is None  # pytest is alive but it is not a kafka.Kafka
-

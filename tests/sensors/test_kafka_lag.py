@@ -79,7 +79,9 @@ def test_unknown_topic_is_a_clear_error(kafka_bootstrap):
     from aep_provider.kafka.lag import LagReadError
 
     with pytest.raises(LagReadError, match="no-such-topic-"):
-        read_group_lag({"bootstrap.servers": kafka_bootstrap, "group.id": "g"}, [f"no-such-topic-{uuid.uuid4().hex}"], timeout=5)
+        read_group_lag(
+            {"bootstrap.servers": kafka_bootstrap, "group.id": "g"}, [f"no-such-topic-{uuid.uuid4().hex}"], timeout=5
+        )
 
 
 def _group_of(conn_id: str) -> str:
@@ -131,7 +133,11 @@ def test_trigger_times_out_and_reports_errors(make_topic, kafka_conn_id):
         return await asyncio.wait_for(anext(trigger.run()), timeout=60)
 
     timeout = asyncio.run(
-        first(KafkaLagTrigger(topics=[topic], kafka_config_id=kafka_conn_id, poll_interval=0.1, timeout_at=time.time() + 0.5))
+        first(
+            KafkaLagTrigger(
+                topics=[topic], kafka_config_id=kafka_conn_id, poll_interval=0.1, timeout_at=time.time() + 0.5
+            )
+        )
     )
     assert timeout.payload["status"] == "timeout" and timeout.payload["lag"]["lag"] == 0
 
@@ -169,7 +175,7 @@ def test_sensor_argument_and_connection_errors(make_kafka_conn):
     sensor = KafkaLagSensor(task_id="lag", topics="t", min_lag="{{ params.n }}")
     sensor.min_lag = "many"
     with pytest.raises(AEPConfigurationError, match="min_lag"):
-        sensor._min_lag
+        _ = sensor._min_lag
     conn_id = make_kafka_conn(**{"bootstrap.servers": "127.0.0.1:1"})
     with pytest.raises(KafkaLagReadError, match="127.0.0.1:1"):
         KafkaLagSensor(task_id="lag", topics="t", kafka_config_id=conn_id, request_timeout=1).poke({})
@@ -177,7 +183,7 @@ def test_sensor_argument_and_connection_errors(make_kafka_conn):
 
 # -- under dag.test() ---------------------------------------------------------------------
 
-DAG_TEMPLATE = '''
+DAG_TEMPLATE = """
 from datetime import datetime
 from airflow.sdk import DAG
 from aep_provider.sensors.kafka_lag import KafkaLagSensor
@@ -187,7 +193,7 @@ with DAG({dag_id!r}, schedule=None, start_date=datetime(2025, 1, 1), catchup=Fal
         task_id="wait_for_records", topics={topic!r}, kafka_config_id={conn_id!r}, min_lag={min_lag},
         deferrable=True, poke_interval=0.2, timeout={timeout}, soft_fail=True,
     )
-'''
+"""
 
 
 def _dag(airflow_db: str, **values):
