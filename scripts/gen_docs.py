@@ -1,8 +1,8 @@
 """
-Rewrite the README's generated tables from their one declaration.
+Rewrite the generated tables in docs/connection.md from their one declaration.
 
-    python -m scripts.gen_docs          # rewrite README.md in place
-    python -m scripts.gen_docs --check  # exit 1 when README.md is out of date (CI, tests)
+    python -m scripts.gen_docs          # rewrite docs/connection.md in place
+    python -m scripts.gen_docs --check  # exit 1 when docs/connection.md is out of date (CI, tests)
 
 A generated block sits between ``<!-- generated: NAME -->`` and ``<!-- end generated: NAME -->``;
 edit the declaration (``aep_provider/aep/options.py``), never the block.
@@ -16,7 +16,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The file holding the generated blocks (the connection tables).
+DOC = REPO_ROOT / "docs" / "connection.md"
 
 
 def _blocks() -> dict[str, Callable[[], str]]:
@@ -36,7 +38,8 @@ def render(text: str) -> str:
         )
         if not pattern.search(text):
             raise SystemExit(
-                f"README.md has no '<!-- generated: {name} -->' ... '<!-- end generated: {name} -->' block"
+                f"{DOC.relative_to(REPO_ROOT)} has no '<!-- generated: {name} -->' ... "
+                f"'<!-- end generated: {name} -->' block"
             )
         block = build()
         text = pattern.sub(lambda m, block=block: m.group(1) + block + "\n" + m.group(2), text)
@@ -45,18 +48,20 @@ def render(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--check", action="store_true", help="exit 1 if README.md is out of date, change nothing")
-    parser.add_argument("--readme", type=Path, default=README)
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if docs/connection.md is out of date, change nothing"
+    )
+    parser.add_argument("--file", type=Path, default=DOC, help="default: docs/connection.md")
     args = parser.parse_args(argv)
-    current = args.readme.read_text(encoding="utf-8")
+    current = args.file.read_text(encoding="utf-8")
     wanted = render(current)
     if wanted == current:
         return 0
     if args.check:
-        print(f"{args.readme} is out of date: run `python -m scripts.gen_docs`", file=sys.stderr)
+        print(f"{args.file} is out of date: run `python -m scripts.gen_docs`", file=sys.stderr)
         return 1
-    args.readme.write_text(wanted, encoding="utf-8")
-    print(f"rewrote {args.readme}")
+    args.file.write_text(wanted, encoding="utf-8")
+    print(f"rewrote {args.file}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The adobe_aep connection's options are declared once: form fields, parsing, defaults and README agree."""
+"""The adobe_aep connection's options are declared once: form fields, parsing, defaults and docs agree."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from aep_provider.get_provider_info import get_provider_info
 from aep_provider.hooks.aep import CONNECTION_EXTRAS
 from scripts import gen_docs
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+CONNECTION_DOC = Path(__file__).resolve().parents[2] / "docs" / "connection.md"
 
 
 def _conn_type() -> dict:
@@ -57,26 +57,27 @@ def test_conn_fields_are_derived_from_the_declaration():
     assert relabeling == {"host": "Inlet URL", "login": "Client ID", "password": "Client secret"}
 
 
-def test_readme_tables_are_generated_from_the_declaration():
-    text = README.read_text(encoding="utf-8")
-    assert gen_docs.render(text) == text, "README.md is out of date: run `python -m scripts.gen_docs`"
+def test_connection_doc_tables_are_generated_from_the_declaration():
+    assert gen_docs.DOC == CONNECTION_DOC
+    text = CONNECTION_DOC.read_text(encoding="utf-8")
+    assert gen_docs.render(text) == text, "docs/connection.md is out of date: run `python -m scripts.gen_docs`"
 
 
-def test_readme_lists_every_option_with_its_default():
-    text = README.read_text(encoding="utf-8")
+def test_connection_doc_lists_every_option_with_its_default():
+    text = CONNECTION_DOC.read_text(encoding="utf-8")
     for option in OPTIONS:
         cell = f"**{option.label}** (`{option.attr}`)" if option.attr else f"`{option.name}`"
         row = re.search(rf"^\| {re.escape(cell)} \| .* \| (.+) \|$", text, re.M)
-        assert row, f"README has no row for {option.name}"
+        assert row, f"docs/connection.md has no row for {option.name}"
         assert row.group(1) == (option.shown_default or option.readme_row().rsplit(" | ", 1)[1][:-2])
 
 
 def test_gen_docs_check_fails_on_a_stale_table(tmp_path):
-    stale = tmp_path / "README.md"
-    stale.write_text(README.read_text(encoding="utf-8").replace("| `pool_size` |", "| `pool_sizes` |"))
-    assert gen_docs.main(["--check", "--readme", str(stale)]) == 1
-    assert gen_docs.main(["--readme", str(stale)]) == 0
-    assert gen_docs.main(["--check", "--readme", str(stale)]) == 0
+    stale = tmp_path / "connection.md"
+    stale.write_text(CONNECTION_DOC.read_text(encoding="utf-8").replace("| `pool_size` |", "| `pool_sizes` |"))
+    assert gen_docs.main(["--check", "--file", str(stale)]) == 1
+    assert gen_docs.main(["--file", str(stale)]) == 0
+    assert gen_docs.main(["--check", "--file", str(stale)]) == 0
 
 
 @pytest.mark.parametrize(

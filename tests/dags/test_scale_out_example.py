@@ -1,4 +1,4 @@
-"""The README's scale-out example (mapped instances on one group) parses and runs green with dag.test()."""
+"""The scale-out example in docs/scaling-out.md (mapped instances on one group) parses and runs green with dag.test()."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import pytest
 
 from tests.engine.support import committed, produce, received
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+SCALING_DOC = Path(__file__).resolve().parents[2] / "docs" / "scaling-out.md"
 
 
-def _readme_example() -> str:
-    """The python block of the README's "Scaling out" section that maps the operator."""
-    section = README.read_text().split("## Scaling out", 1)[1].split("\n## ", 1)[0]
+def _doc_example() -> str:
+    """The python block of docs/scaling-out.md that maps the operator."""
+    section = SCALING_DOC.read_text()
     blocks = [re.sub(r"^  ", "", b, flags=re.M) for b in re.findall(r"```python\n(.*?)```", section, flags=re.S)]
     (example,) = [b for b in blocks if ".expand(" in b]
     return example
@@ -29,9 +29,9 @@ def _load(path: Path):
     return module.dag
 
 
-def test_readme_example_parses_into_three_mapped_instances(tmp_path):
+def test_doc_example_parses_into_three_mapped_instances(tmp_path):
     path = tmp_path / "scaled.py"
-    path.write_text(_readme_example())
+    path.write_text(_doc_example())
     dag = _load(path)  # no connection exists here: parsing must not need one
     task = dag.get_task("drain")
     assert type(task).__name__ == "MappedOperator"
@@ -41,7 +41,7 @@ def test_readme_example_parses_into_three_mapped_instances(tmp_path):
 
 @pytest.mark.integration
 @pytest.mark.e2e
-def test_readme_example_runs_green_and_delivers_each_record_once(
+def test_doc_example_runs_green_and_delivers_each_record_once(
     airflow_db, kafka_bootstrap, make_topic, make_kafka_conn, aep_emulator, monkeypatch
 ):
     from tests.fixtures.connections import aep_connection_json
@@ -51,9 +51,9 @@ def test_readme_example_runs_green_and_delivers_each_record_once(
     group = f"g-{uuid.uuid4().hex[:10]}"
     make_kafka_conn(conn_id="kafka_default", group_id=group)
     monkeypatch.setenv("AIRFLOW_CONN_AEP_DEFAULT", aep_connection_json(aep_emulator.url))
-    # The README's DAG as is, but on this test's unique topic; dag.test() finds it in the dags-folder bundle.
+    # The doc's DAG as is, but on this test's unique topic; dag.test() finds it in the dags-folder bundle.
     dag_id = f"kafka_to_aep_scaled_{uuid.uuid4().hex[:6]}"
-    source = _readme_example().replace('"aep.events"', repr(topic)).replace('"kafka_to_aep_scaled"', repr(dag_id))
+    source = _doc_example().replace('"aep.events"', repr(topic)).replace('"kafka_to_aep_scaled"', repr(dag_id))
     bundle = Path(airflow_db) / "dags"
     bundle.mkdir(exist_ok=True)
     path = bundle / f"{dag_id}.py"

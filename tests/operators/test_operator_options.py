@@ -1,4 +1,4 @@
-"""The operator's arguments agree with the engine's DrainConfig and with the README's table."""
+"""The operator's arguments agree with the engine's DrainConfig and with the table in docs/operator.md."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from aep_provider.engine.config import DrainConfig
 from aep_provider.operators.kafka_to_aep import KafkaToAEPOperator
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+OPERATOR_DOC = Path(__file__).resolve().parents[2] / "docs" / "operator.md"
 
 
 def _init_defaults() -> dict[str, object]:
@@ -34,8 +34,8 @@ def test_operator_and_drain_config_defaults_agree():
     assert not drift, f"operator default != DrainConfig default: {drift}"
 
 
-def _readme_operator_table() -> dict[str, str]:
-    text = README.read_text(encoding="utf-8")
+def _doc_operator_table() -> dict[str, str]:
+    text = OPERATOR_DOC.read_text(encoding="utf-8")
     start = text.index("| argument | default | meaning |")
     table = text[start : text.index("\n\n", start)]
     rows: dict[str, str] = {}
@@ -46,16 +46,18 @@ def _readme_operator_table() -> dict[str, str]:
     return rows
 
 
-def test_readme_lists_every_operator_argument_with_its_default():
-    rows = _readme_operator_table()
+def test_operator_doc_lists_every_operator_argument_with_its_default():
+    rows = _doc_operator_table()
     operator = _init_defaults()
     missing = sorted(set(operator) - set(rows))
-    assert not missing, f"README operator table lacks: {missing}"
+    assert not missing, f"docs/operator.md argument table lacks: {missing}"
     unknown = sorted(set(rows) - set(operator))
-    assert not unknown, f"README operator table lists arguments the operator does not take: {unknown}"
+    assert not unknown, f"docs/operator.md argument table lists arguments the operator does not take: {unknown}"
     for name, default in operator.items():
         shown = rows[name]
         if default is inspect.Parameter.empty:
             assert shown == "required", name
             continue
-        assert ast.literal_eval(shown.strip("`")) == default, f"{name}: README says {shown}, __init__ says {default!r}"
+        assert ast.literal_eval(shown.strip("`")) == default, (
+            f"{name}: docs/operator.md says {shown}, __init__ says {default!r}"
+        )

@@ -1,4 +1,4 @@
-"""docker-compose.yaml (no Docker engine here): it parses, and agrees with `make run`, the README and the code."""
+"""docker-compose.yaml (no Docker engine here): it parses, and agrees with `make run`, the docs and the code."""
 
 from __future__ import annotations
 
@@ -38,9 +38,10 @@ def test_services_and_ports_match_the_local_stack(compose):
     assert host_ports(services["kafka"]) == {defaults.kafka_port}
     assert host_ports(services["aep-emulator"]) == {defaults.emulator_port}
     assert host_ports(services["airflow"]) == {defaults.api_port}
-    readme = (REPO_ROOT / "README.md").read_text()
-    for port in (defaults.kafka_port, defaults.emulator_port, defaults.api_port):
-        assert f":{port}" in readme, f"README does not mention port {port}"
+    for doc in ("README.md", "docs/local-stack.md"):
+        text = (REPO_ROOT / doc).read_text()
+        for port in (defaults.kafka_port, defaults.emulator_port, defaults.api_port):
+            assert f":{port}" in text, f"{doc} does not mention port {port}"
 
 
 def test_kafka_is_the_same_version_single_node(compose):
