@@ -4,7 +4,7 @@
 #   make run       the local stack: Kafka, AEP emulator, Airflow (stop with `make stop`)
 #   make stop      stop the local stack
 #   make lock      re-pin constraints.txt after changing dependencies in pyproject.toml
-#   make lint      ruff check + mypy (tools pinned here, installed into .venv on first use)
+#   make lint      ruff check, ruff format --check, mypy, docs tables (tools pinned here, installed into .venv on first use)
 #   make bench     limit vs peer vs ours on one topic (BENCH_ARGS="--events 800000 --write BENCHMARKS.md")
 
 PYTHON ?= python3
@@ -50,7 +50,7 @@ $(LINT_STAMP): $(STAMP)
 	$(UV) pip install --quiet --python $(PY) "ruff==$(RUFF_VERSION)" "mypy==$(MYPY_VERSION)" "types-requests==2.33.0.20261030"
 	@touch $@
 
-# Lint only (no `ruff format` yet); configuration in pyproject.toml. Also checks the README's generated tables.
+# Lint and format check; configuration in pyproject.toml. Also checks the generated tables in docs/connection.md.
 lint: $(LINT_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

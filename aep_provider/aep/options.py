@@ -4,7 +4,7 @@ Every option of the ``adobe_aep`` connection, declared once.
 Each :class:`Option` carries its type, default, form label and help text. From this one tuple
 come the connection form fields (``get_provider_info`` ``conn-fields``), the parsing and
 coercion of values (:class:`~aep_provider.aep.settings.AEPSettings`), the defaults of
-``AEPSettings`` and the README's connection tables (``scripts/gen_docs.py``); a test fails
+``AEPSettings`` and the connection tables in ``docs/connection.md`` (``scripts/gen_docs.py``); a test fails
 when any of them drifts from it.
 """
 
@@ -118,13 +118,13 @@ class Option:
     :param type: a key of :data:`TYPES`: how a value is coerced and shown in the form.
     :param default: the value when unset (None: none).
     :param label: the form field's label.
-    :param help: one line for the form; it starts the README's description too.
+    :param help: one line for the form; it starts the description in ``docs/connection.md`` too.
     :param secret: masked in logs, a password field in the form, left out of ``repr``.
-    :param doc: more detail for the README only.
+    :param doc: more detail for ``docs/connection.md`` only.
     :param attr: the connection attribute holding it (``host``/``login``/``password``) when it
         is not an extra.
     :param placeholder: the form field's placeholder.
-    :param shown_default: how the README shows the default, when ``repr`` would mislead.
+    :param shown_default: how ``docs/connection.md`` shows the default, when ``repr`` would mislead.
     :param required: the connection is unusable without it.
     """
 
@@ -162,7 +162,7 @@ class Option:
         return {"label": self.label, "description": description, "schema": schema}
 
     def readme_row(self) -> str:
-        """One row of the README's table: name, meaning, default."""
+        """One row of a table in ``docs/connection.md``: name, meaning, default."""
         if self.attr:
             name = f"**{self.label}** (`{self.attr}`)"
         else:
@@ -384,7 +384,7 @@ def ui_field_behaviour() -> dict[str, Any]:
 
 
 def readme_tables() -> tuple[str, str]:
-    """The README's two connection tables: standard fields, then extras."""
+    """The two connection tables of ``docs/connection.md``: standard fields, then extras."""
     fields = ["| Form field (connection attribute) | Meaning | Default |", "|---|---|---|"]
     fields += [o.readme_row() for o in OPTIONS if o.attr]
     extras = ["| Extra | Meaning | Default |", "|---|---|---|"]

@@ -32,7 +32,7 @@ class AEPStreamingHook(BaseHook):
     Connection: host = inlet base URL (default ``https://dcs.adobedc.net``), login = OAuth
     client id, password = client secret, extra ``inlet_id`` (required); every other extra,
     its type, default and meaning is declared in :data:`aep_provider.aep.options.OPTIONS`
-    (the README's connection table is generated from it). Nothing touches the network until
+    (the connection tables in ``docs/connection.md`` are generated from it). Nothing touches the network until
     the first call.
 
     :param aep_conn_id: the ``adobe_aep`` connection id.

@@ -1,7 +1,7 @@
 """
 Lineage of a drain: OpenLineage facets, Airflow hook lineage, and the extra of ``aep://`` asset events.
 
-Naming (documented in README.md, "Monitoring"):
+Naming (documented in ``docs/monitoring.md``):
 
 * inputs: namespace ``kafka://{host}:{port}`` (the first bootstrap server, as the Kafka
   integrations name it), name = topic;

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 #: Every metric name starts with this (after the deployment's own prefix, ``airflow.`` by default).
 PREFIX = "aep_provider"
 
-#: Run counters: summary key → metric name. Documented in README.md ("Monitoring").
+#: Run counters: summary key → metric name. Documented in docs/monitoring.md.
 RUN_COUNTERS: dict[str, str] = {
     "delivered": f"{PREFIX}.records.delivered",
     "rejected": f"{PREFIX}.records.rejected",
