@@ -5,46 +5,69 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from aep_provider.aep.results import batch_body_size
+from aep_provider.engine.ledger import Entry
 
 TopicPartitionKey = tuple[str, int]
 
 
-@dataclass(frozen=True)
-class Item:
-    """One encoded message waiting to be sent, with its Kafka coordinates."""
+class Item(NamedTuple):
+    """One message of a batch with its Kafka coordinates (a view for error paths and tests)."""
 
     tp: TopicPartitionKey
     offset: int
     message: bytes
-    #: the source record, kept so a per-message rejection can be dead-lettered as it was read.
-    record: object = None
+    #: the consumed message (or the record built from it), kept to dead-letter it as it was read.
+    record: Any = None
+
+
+@dataclass
+class Part:
+    """One partition's records in a batch: consecutive entries of its queue, in offset order."""
+
+    tp: TopicPartitionKey
+    entries: list[Entry]
+    #: the ledger hold that keeps the commit below these records while they are in flight.
+    hold: int | None = None
+
+    @property
+    def first(self) -> int:
+        return self.entries[0][0]
 
 
 @dataclass
 class Batch:
-    """Messages of one request, in send order, and the partitions it holds."""
+    """Messages of one request, in send order, cut from one or more partitions."""
 
-    items: list[Item] = field(default_factory=list)
+    parts: list[Part] = field(default_factory=list)
+    messages: list[bytes] = field(default_factory=list)
     message_bytes: int = 0
+
+    def __len__(self) -> int:
+        return len(self.messages)
 
     @property
     def partitions(self) -> set[TopicPartitionKey]:
-        return {item.tp for item in self.items}
+        return {part.tp for part in self.parts}
+
+    @property
+    def items(self) -> list[Item]:
+        return [Item(part.tp, *entry) for part in self.parts for entry in part.entries]
 
     @property
     def body_size(self) -> int:
-        return batch_body_size(self.message_bytes, len(self.items))
-
-    def fits(self, message: bytes, max_records: int, max_bytes: int) -> bool:
-        if len(self.items) >= max_records:
-            return False
-        # A message larger than max_bytes (but within AEP's limit) still goes, alone.
-        return not self.items or batch_body_size(self.message_bytes + len(message), len(self.items) + 1) <= max_bytes
+        return batch_body_size(self.message_bytes, len(self.messages))
 
     def add(self, item: Item) -> None:
-        self.items.append(item)
+        """Append one message (tests and hand-built batches; the batcher cuts whole parts)."""
+        entry = (item.offset, item.message, item.record)
+        if self.parts and self.parts[-1].tp == item.tp:
+            self.parts[-1].entries.append(entry)
+        else:
+            self.parts.append(Part(item.tp, [entry]))
+        self.messages.append(item.message)
         self.message_bytes += len(item.message)
 
 
@@ -71,7 +94,7 @@ class Batcher:
         self.max_records = max_records
         self.max_bytes = max_bytes
         self.messages_per_second = messages_per_second or None
-        self._queues: dict[TopicPartitionKey, deque[Item]] = {}
+        self._queues: dict[TopicPartitionKey, deque[Entry]] = {}
         self._rotation = 0
 
     @classmethod
@@ -91,22 +114,33 @@ class Batcher:
     def __len__(self) -> int:
         return sum(len(q) for q in self._queues.values())
 
-    def add(self, tp: TopicPartitionKey, offset: int, message: bytes, record: object = None) -> None:
-        self._queues.setdefault(tp, deque()).append(Item(tp, offset, message, record))
+    def queue(self, tp: TopicPartitionKey) -> deque[Entry]:
+        """The partition's queue, shared with its ledger (intake appends to it directly)."""
+        queue = self._queues.get(tp)
+        if queue is None:
+            queue = self._queues[tp] = deque()
+        return queue
+
+    def add(self, tp: TopicPartitionKey, offset: int, message: bytes, record: Any = None) -> None:
+        self.queue(tp).append((offset, message, record))
 
     def drop(self, tp: TopicPartitionKey) -> int:
         """Forget the partition's queued messages (it was revoked); return how many."""
         queue = self._queues.pop(tp, None)
-        return len(queue) if queue else 0
+        if not queue:
+            return 0
+        dropped = len(queue)
+        queue.clear()
+        return dropped
 
     def drop_after(self, tp: TopicPartitionKey, offset: int) -> int:
         """Forget the partition's queued messages past ``offset`` (they could not be committed); return how many."""
         queue = self._queues.get(tp)
-        if not queue:
-            return 0
-        kept = deque(item for item in queue if item.offset <= offset)
-        self._queues[tp] = kept
-        return len(queue) - len(kept)
+        dropped = 0
+        while queue and queue[-1][0] > offset:
+            queue.pop()
+            dropped += 1
+        return dropped
 
     def next_batch(self, busy: set[TopicPartitionKey], *, only_full: bool = False) -> Batch | None:
         """
@@ -121,31 +155,50 @@ class Batcher:
         # Rotate the starting partition so one busy partition cannot starve the others.
         self._rotation = (self._rotation + 1) % len(ready)
         ready = ready[self._rotation :] + ready[: self._rotation]
-        batch = Batch()
+        # Plan first (how many from each partition), cut after: nothing to put back.
+        max_records = self.max_records
+        # batch_body_size(size, count + 1) <= max_bytes, written out: this runs once per message.
+        room = self.max_bytes - batch_body_size(0, 1)
+        taken: list[tuple[TopicPartitionKey, int]] = []
+        count = size = 0
         full = False
         for tp in ready:
-            queue = self._queues[tp]
-            while queue:
-                if not batch.fits(queue[0].message, self.max_records, self.max_bytes):
+            n = 0
+            for _offset, message, _source in self._queues[tp]:
+                grown = size + len(message)
+                # A message larger than max_bytes (but within AEP's limit) still goes, alone.
+                if count >= max_records or (count and grown + count > room):
                     full = True
                     break
-                batch.add(queue.popleft())
+                size = grown
+                count += 1
+                n += 1
+            if n:
+                taken.append((tp, n))
             if full:
                 break
-        full = full or len(batch.items) >= self.max_records
+        full = full or count >= max_records
         if only_full and not full:
-            # Put the items back in order: nothing was sent.
-            self._put_back(batch.items)
             return None
-        if full and (keep := self._even_out(len(batch.items))) < len(batch.items):
-            self._put_back(batch.items[keep:])
-            trimmed = Batch()
-            for item in batch.items[:keep]:
-                trimmed.add(item)
-            batch = trimmed
+        if full and (keep := self._even_out(count)) < count:
+            taken = _trim(taken, count - keep)
+        batch = Batch()
+        for tp, n in taken:
+            queue = self._queues[tp]
+            entries = [queue.popleft() for _ in range(n)]
+            batch.parts.append(Part(tp, entries))
+            batch.messages.extend([entry[1] for entry in entries])
+        batch.message_bytes = sum(map(len, batch.messages))
         return batch
 
-    def _put_back(self, items: list[Item]) -> None:
-        """Return cut items to the front of their queues, in order."""
-        for item in reversed(items):
-            self._queues[item.tp].appendleft(item)
+
+def _trim(taken: list[tuple[TopicPartitionKey, int]], excess: int) -> list[tuple[TopicPartitionKey, int]]:
+    """Take ``excess`` records off the end of a planned batch."""
+    out = list(taken)
+    while excess:
+        tp, n = out.pop()
+        if n > excess:
+            out.append((tp, n - excess))
+            break
+        excess -= n
+    return out

@@ -294,13 +294,11 @@ class DrainEngine:
 
     def _take(self, stages: _Stages) -> tuple[bool, bool]:
         """One consume(), taken in order; return whether to go on reading and whether it got all that was ready."""
-        messages = stages.consumer.consume(num_messages=self.config.max_batch_records, timeout=_POLL_SECONDS)
-        got_all = len(messages) < self.config.max_batch_records
-        for msg in messages:
-            stages.intake.take(msg)
-            if not self._may_read(stages.state):
-                return False, got_all
-        return True, got_all
+        cfg = self.config
+        messages = stages.consumer.consume(num_messages=cfg.max_batch_records, timeout=_POLL_SECONDS)
+        limit = None if cfg.max_records_per_run is None else cfg.max_records_per_run - stages.state.taken
+        stages.intake.take_all(messages, limit)
+        return self._may_read(stages.state), len(messages) < cfg.max_batch_records
 
     def _wait_for_aep(self, stages: _Stages, reading: bool) -> None:
         """Not waiting on Kafka while the buffer is full: that is AEP's time, bounded by its deadline."""

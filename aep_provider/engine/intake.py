@@ -67,31 +67,77 @@ class Intake:
             return
         st.ledger.seen(offset)
         if st.plan.window is not None and not self._replay_sends(st, offset, msg):
-            st.ledger.settle(offset)
             state.check_complete(self.consumer, key, st)
             return
         st.summary.records += 1
         state.taken += 1
-        record = KafkaRecord(
-            topic=key[0],
-            partition=key[1],
-            offset=offset,
-            key=msg.key(),
-            value=msg.value(),
-            headers=cast(list[tuple[str, bytes | None]], list(msg.headers() or [])),
-            timestamp_ms=msg.timestamp()[1],
-        )
+        record = KafkaRecord.from_message(msg)
         shaped = self.shaper.shape(record)
         if shaped.message is not None:
-            state.batcher.add(key, offset, shaped.message, record)
+            st.ledger.queue.append((offset, shaped.message, record))
         elif shaped.skip:
+            # Skipped by policy: nothing holds the commit at it.
             if record.value is None:
                 state.summary.tombstones += 1
             state.summary.skipped += 1
-            st.ledger.settle(offset)
         else:
             self.settler.reject(st, record, None, shaped.reject_reason or "rejected")
         state.check_complete(self.consumer, key, st)
+
+    def take_all(self, messages: list[Message], limit: int | None) -> int:
+        """
+        Take what one ``consume()`` returned, in order; return how many records were taken.
+
+        The common record (a value, a live drain, a built-in shaper that accepts it) costs a
+        parse and an append to its partition's queue; everything else goes through :meth:`take`.
+        Stops early once ``limit`` records are taken or a record is rejected under
+        ``on_reject="fail"``: the rest stays unread (the commit cannot pass it).
+
+        :param limit: most records to take (None: no limit).
+        """
+        state = self.state
+        partitions = state.partitions
+        encode = self.shaper.encode
+        taken_before = state.taken
+        touched: dict[TopicPartitionKey, PartitionState] = {}
+        fast = 0
+        for msg in messages:
+            if limit is not None and state.taken + fast - taken_before >= limit:
+                break
+            if encode is not None and msg.error() is None:
+                key = (msg.topic(), msg.partition())
+                st = partitions.get(key)  # type: ignore[arg-type]
+                offset = msg.offset()
+                value = msg.value()
+                if (
+                    st is not None
+                    and value is not None
+                    and st.plan.window is None
+                    and not st.complete
+                    and st.ledger.position <= offset < st.plan.end  # type: ignore[operator]
+                ):
+                    try:
+                        message = encode(key[0], key[1], offset, value)  # type: ignore[arg-type]
+                    except Exception:  # noqa: S112 - take() shapes it again and rejects it with the reason
+                        pass
+                    else:
+                        st.ledger.position = offset + 1  # type: ignore[operator]
+                        st.ledger.queue.append((offset, message, msg))  # type: ignore[arg-type]
+                        st.summary.records += 1
+                        touched[key] = st  # type: ignore[index]
+                        fast += 1
+                        continue
+            state.taken += fast
+            fast = 0
+            self.take(msg)
+            if state.rejected is not None:
+                break
+        state.taken += fast
+        if touched:
+            state.last_progress = time.monotonic()
+        for key, st in touched.items():
+            state.check_complete(self.consumer, key, st)
+        return state.taken - taken_before
 
     def _replay_sends(self, st: PartitionState, offset: int, msg: Message) -> bool:
         """A replay sends a record only when its timestamp is in the interval and the live drain handed it over."""

@@ -31,6 +31,28 @@ class KafkaRecord:
     headers: list[tuple[str, bytes | None]]
     timestamp_ms: int | None = None
 
+    @classmethod
+    def from_message(cls, msg: Any) -> KafkaRecord:
+        """The record of a consumed ``confluent_kafka.Message``."""
+        return cls(
+            topic=msg.topic(),
+            partition=msg.partition(),
+            offset=msg.offset(),
+            key=msg.key(),
+            value=msg.value(),
+            headers=list(msg.headers() or []),
+            timestamp_ms=msg.timestamp()[1],
+        )
+
+
+def as_record(source: Any, tp: tuple[str, int], offset: int) -> KafkaRecord:
+    """The record a queued entry came from (intake queues the consumed message itself, not a copy)."""
+    if isinstance(source, KafkaRecord):
+        return source
+    if source is None:
+        return KafkaRecord(tp[0], tp[1], offset, None, None, [])
+    return KafkaRecord.from_message(source)
+
 
 @dataclass(frozen=True)
 class Shaped:
@@ -117,14 +139,24 @@ def _encode(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
-def _size_guard(message: bytes) -> Shaped:
-    # A message that cannot fit a request even alone would be refused with 413 for the whole batch.
-    if batch_body_size(len(message), 1) > MAX_REQUEST_BYTES:
-        return Shaped(
-            reject_reason=f"encoded message is {len(message):,} bytes; AEP accepts at most "
+#: The largest message that fits a request alone; a larger one would be refused with 413 for the whole batch.
+MAX_MESSAGE_BYTES = MAX_REQUEST_BYTES - batch_body_size(0, 1)
+
+
+def _size_checked(message: bytes) -> bytes:
+    if len(message) > MAX_MESSAGE_BYTES:
+        raise ValueError(
+            f"encoded message is {len(message):,} bytes; AEP accepts at most "
             f"{MAX_REQUEST_BYTES:,} bytes per request (10 KB per record is recommended)"
         )
-    return Shaped(message=message)
+    return message
+
+
+def _size_guard(message: bytes) -> Shaped:
+    try:
+        return Shaped(message=_size_checked(message))
+    except ValueError as err:
+        return Shaped(reject_reason=str(err))
 
 
 class PayloadShaper:
@@ -154,6 +186,12 @@ class GuardedShaper:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
+        # The built-in shapers need only the value and its coordinates: intake calls their
+        # encode() directly and builds a KafkaRecord only for a record that is rejected. A
+        # subclass may override build(), so only the exact classes qualify.
+        self.encode: Callable[[str, int, int, bytes], bytes] | None = (
+            inner.encode if type(inner) in (PassthroughShaper, XDMShaper) else None
+        )
 
     def shape(self, record: KafkaRecord) -> Shaped:
         try:
@@ -173,11 +211,15 @@ class GuardedShaper:
 class PassthroughShaper(PayloadShaper):
     """The value already is a full AEP message (header + body): validated, then sent byte for byte."""
 
+    def encode(self, topic: str, partition: int, offset: int, value: bytes) -> bytes:
+        """The message for a non-null value; ValueError says why the record is rejected."""
+        _decode_object(value)
+        # The validated original bytes join the batch body as is: no re-encoding cost.
+        return _size_checked(value)
+
     def build(self, record: KafkaRecord) -> Shaped:
         assert record.value is not None
-        _decode_object(record.value)
-        # The validated original bytes join the batch body as is: no re-encoding cost.
-        return _size_guard(record.value)
+        return Shaped(message=self.encode(record.topic, record.partition, record.offset, record.value))
 
 
 class XDMShaper(PayloadShaper):
@@ -222,18 +264,21 @@ class XDMShaper(PayloadShaper):
             + b'},"xdmEntity":'
         )
 
-    def build(self, record: KafkaRecord) -> Shaped:
-        assert record.value is not None
-        value = record.value
+    def encode(self, topic: str, partition: int, offset: int, value: bytes) -> bytes:
+        """The message for a non-null value; ValueError says why the record is rejected."""
         entity = _decode_object(value)
         if "_id" not in entity:
             # Insert the id right after the entity's opening brace (the first non-blank byte of a
             # valid object) instead of re-encoding it: the record's own bytes, numbers and
             # escapes included, reach AEP unchanged.
             start = value.index(b"{") + 1
-            id_member = b'"_id":"' + record_id(record.topic, record.partition, record.offset).encode() + b'"'
+            id_member = b'"_id":"' + record_id(topic, partition, offset).encode() + b'"'
             value = value[:start] + id_member + (b"," if entity else b"") + value[start:]
-        return _size_guard(self._prefix + value + b"}}")
+        return _size_checked(self._prefix + value + b"}}")
+
+    def build(self, record: KafkaRecord) -> Shaped:
+        assert record.value is not None
+        return Shaped(message=self.encode(record.topic, record.partition, record.offset, record.value))
 
 
 class CallableShaper(PayloadShaper):

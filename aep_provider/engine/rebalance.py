@@ -11,11 +11,10 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from aep_provider.engine.commits import OffsetCommits
 from aep_provider.engine.errors import DrainError, KafkaUnavailableError
 from aep_provider.engine.group import GroupWatcher
-from aep_provider.engine.ledger import PartitionLedger
 from aep_provider.engine.logsections import SECTION_PLAN, SECTION_PROGRESS, LogSections
 from aep_provider.engine.plan import Planner, Watermarks, nothing_to_read
 from aep_provider.engine.sending import InFlight
-from aep_provider.engine.state import PartitionState, RunState
+from aep_provider.engine.state import RunState
 from aep_provider.engine.summary import PartitionSummary
 
 log = logging.getLogger(__name__)
@@ -187,9 +186,7 @@ class Rebalancer:
             )  # fmt: skip
             summary.end = plan.end
             summary.handed_over = False  # handed back to this instance by a later rebalance
-            state.partitions[plan.key] = PartitionState(
-                plan=plan, ledger=PartitionLedger(plan.start), summary=summary, last_committed=plan.committed
-            )
+            state.add_partition(plan, summary, plan.committed)
             if plan.committed is not None and (summary.committed is None or plan.committed > summary.committed):
                 summary.committed = plan.committed
             assignment.append(TopicPartition(plan.topic, plan.partition, plan.start))

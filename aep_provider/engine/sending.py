@@ -56,10 +56,14 @@ class InFlight:
             batch = state.batcher.next_batch(self.busy, only_full=not flush)
             if batch is None:
                 return
-            states = {tp: state.partitions[tp] for tp in batch.partitions}
-            future = self.pool.submit(self.sender.send_batch, [item.message for item in batch.items])
+            states = {}
+            for part in batch.parts:
+                st = states[part.tp] = state.partitions[part.tp]
+                # Off the queue, onto a hold: the commit stays below these records until settled.
+                part.hold = st.ledger.hold(part.first)
+            future = self.pool.submit(self.sender.send_batch, batch.messages)
             self.requests[future] = (batch, states)
-            self.busy |= batch.partitions
+            self.busy |= states.keys()
 
     def wait_any(self, timeout: float) -> None:
         """Block until a request finishes (or ``timeout``): the loop's wait while it does not read."""
@@ -86,14 +90,14 @@ class InFlight:
         self, future: Future[BatchResult], batch: Batch, states: dict[TopicPartitionKey, PartitionState]
     ) -> None:
         parts = ", ".join(f"{t}[{p}]" for t, p in sorted(batch.partitions))
-        first = min(item.offset for item in batch.items)
+        first = min(part.first for part in batch.parts)
         try:
             result = future.result()
         except AEPError as err:
             # Configuration, credentials or a refused request need a person; an outage may pass.
             self.state.fail(
                 DrainError(
-                    f"Sending {len(batch.items)} record(s) of {parts} (from offset {first}) to AEP failed: {err}",
+                    f"Sending {len(batch)} record(s) of {parts} (from offset {first}) to AEP failed: {err}",
                     retryable=isinstance(err, AEPUnavailableError),
                 )
             )
@@ -104,7 +108,7 @@ class InFlight:
             return
         except Exception as err:  # the sender is user-replaceable; keep the run's ending bounded and clear
             self.state.fail(
-                DrainError(f"Sending {len(batch.items)} record(s) of {parts} failed: {type(err).__name__}: {err}")
+                DrainError(f"Sending {len(batch)} record(s) of {parts} failed: {type(err).__name__}: {err}")
             )
             return
         self.settler.settle(result, batch, states, parts, report_retryable=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 from aep_provider.aep.results import BatchResult, Outcome
-from aep_provider.engine.batching import Batch
+from aep_provider.engine.batching import Batch, Part
 from aep_provider.engine.config import OnReject
 from aep_provider.engine.errors import DrainError, RecordRejectedError
-from aep_provider.engine.payload import KafkaRecord
+from aep_provider.engine.payload import KafkaRecord, as_record
 from aep_provider.engine.state import PartitionState, RunState, TopicPartitionKey
 from aep_provider.engine.summary import MAX_REJECTION_SAMPLES, shorten
 
@@ -43,37 +43,64 @@ class Settler:
         s.throttled += result.throttled
         s.bytes += result.bytes_sent
         s.add_request_durations(result.request_seconds)
-        if len(result.results) != len(batch.items):
-            self.state.fail(
-                DrainError(f"AEP answered {len(result.results)} result(s) for {len(batch.items)} message(s) of {parts}")
-            )
+        results = result.results
+        if len(results) != len(batch):
+            self.state.fail(DrainError(f"AEP answered {len(results)} result(s) for {len(batch)} message(s) of {parts}"))
             return
         held = self.state.partitions
-        for item, res in zip(batch.items, result.results):
-            st = states[item.tp]
-            if held.get(item.tp) is not st:
+        if all(r.outcome is Outcome.ACCEPTED for r in results):
+            # The common answer, settled per partition: one hold released for all its records.
+            for part in batch.parts:
+                st = states[part.tp]
+                if held.get(part.tp) is st:
+                    s.delivered += len(part.entries)
+                    self._count_past_failure(part)
+                    self._release(st, part)
+            return
+        index = 0
+        for part in batch.parts:
+            st = states[part.tp]
+            if held.get(part.tp) is not st:
+                index += len(part.entries)
                 continue  # the partition was revoked meanwhile; its new owner re-reads uncommitted records
-            if res.outcome is Outcome.ACCEPTED:
-                s.delivered += 1
-                st.ledger.settle(item.offset)
-                rejected = self.state.rejected
-                if (
-                    rejected is not None
-                    and item.tp == (rejected.topic, rejected.partition)
-                    and item.offset > rejected.offset
-                ):
-                    # Delivered, but past the uncommittable rejected offset: a retry sends it again.
-                    s.accepted_past_failure += 1
-            elif res.outcome is Outcome.REJECTED:
-                assert isinstance(item.record, KafkaRecord)
-                self.reject(st, item.record, res.status, res.message or "rejected by AEP")
-            elif report_retryable:
-                self.state.fail(
-                    DrainError(
-                        f"AEP still answered status {res.status} for {st.where(item.offset)} when the retry budget ran out "
-                        f"({shorten(res.message)}); offsets are committed up to it and the next run sends it again."
+            for offset, _message, source in part.entries:
+                res = results[index]
+                index += 1
+                if res.outcome is Outcome.ACCEPTED:
+                    s.delivered += 1
+                    rejected = self.state.rejected
+                    if (
+                        rejected is not None
+                        and part.tp == (rejected.topic, rejected.partition)
+                        and offset > rejected.offset
+                    ):
+                        s.accepted_past_failure += 1  # delivered past the uncommittable rejected offset
+                    continue
+                if res.outcome is Outcome.REJECTED:
+                    self.reject(st, as_record(source, part.tp, offset), res.status, res.message or "rejected by AEP")
+                    continue
+                # Still failing when the budget ran out: the commit stops here; the next run re-sends it.
+                st.ledger.hold(offset)
+                if report_retryable:
+                    self.state.fail(
+                        DrainError(
+                            f"AEP still answered status {res.status} for {st.where(offset)} when the retry budget ran "
+                            f"out ({shorten(res.message)}); offsets are committed up to it and the next run sends it again."
+                        )
                     )
-                )
+            self._release(st, part)
+
+    @staticmethod
+    def _release(st: PartitionState, part: Part) -> None:
+        if part.hold is not None:
+            st.ledger.release(part.hold)
+            part.hold = None
+
+    def _count_past_failure(self, part: Part) -> None:
+        """Delivered, but past the uncommittable rejected offset: a retry sends them again."""
+        rejected = self.state.rejected
+        if rejected is not None and part.tp == (rejected.topic, rejected.partition):
+            self.state.summary.accepted_past_failure += sum(1 for entry in part.entries if entry[0] > rejected.offset)
 
     def reject(self, st: PartitionState, record: KafkaRecord, status: int | None, reason: str) -> None:
         """A record AEP (or the shaper) refused: dead-letter it, skip it, or stop reading at it."""
@@ -95,17 +122,22 @@ class Settler:
             if listed:
                 log.warning("Record %s rejected (%s); writing it to dead-letter topic %r", where, shown, dlq.topic)
 
+            hold = st.ledger.hold(record.offset)
+
             def dead_lettered() -> None:
                 summary.dead_lettered += 1
-                st.ledger.settle(record.offset)
+                st.ledger.release(hold)
 
             dlq.send(record, status, reason, dead_lettered)
         elif self.on_reject is OnReject.SKIP:
             if listed:
                 log.warning("Record %s rejected (%s); skipped (on_reject='skip')", where, shown)
-            st.ledger.settle(record.offset)
-        elif self.state.rejected is None:
-            # Nothing after it in this partition can be committed: do not send it either.
+        else:
+            # The commit never passes it (a hold not released); nothing after it can be committed,
+            # so the first one stops reading and what is queued after it is not sent either.
+            st.ledger.hold(record.offset)
+            if self.state.rejected is not None:
+                return
             self.state.batcher.drop_after((record.topic, record.partition), record.offset)
             self.state.rejected = RecordRejectedError(
                 f"Record {where} was rejected ({shown}). Offsets are committed up to {record.offset}; "

@@ -62,6 +62,14 @@ class RunState:
         self.taken = 0
         self.closing = False
 
+    def add_partition(
+        self, plan: PartitionPlan, summary: PartitionSummary, last_committed: int | None
+    ) -> PartitionState:
+        """Hold a partition from now on; its ledger shares the batcher's queue for it."""
+        st = PartitionState(plan, PartitionLedger(plan.start, self.batcher.queue(plan.key)), summary, last_committed)
+        self.partitions[plan.key] = st
+        return st
+
     def fail(self, err: DrainError) -> None:
         """The run fails with the first error: later ones are consequences."""
         if self.failure is None:

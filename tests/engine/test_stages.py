@@ -10,7 +10,6 @@ from aep_provider.aep.results import BatchResult, MessageResult, Outcome
 from aep_provider.engine.batching import Batch, Item
 from aep_provider.engine.commits import AsyncCommitter
 from aep_provider.engine.config import DrainConfig, OnReject
-from aep_provider.engine.ledger import PartitionLedger
 from aep_provider.engine.payload import KafkaRecord
 from aep_provider.engine.plan import PartitionPlan
 from aep_provider.engine.sending import InFlight
@@ -27,17 +26,20 @@ def _state(partitions: int = 1, **config) -> RunState:
     for p in range(partitions):
         plan = PartitionPlan("t", p, 0, 100)
         summary = state.summary.add_partition(PartitionSummary("t", p, 0, 100))
-        state.partitions[plan.key] = PartitionState(plan, PartitionLedger(0), summary, last_committed=None)
+        state.add_partition(plan, summary, last_committed=None)
     return state
 
 
 def _read(state: RunState, partition: int, count: int) -> Batch:
-    """``count`` records of the partition read (seen by its ledger) and put in one batch."""
+    """``count`` records of the partition read and put in one batch in flight (held by its ledger)."""
     batch = Batch()
+    ledger = state.partitions[("t", partition)].ledger
     for offset in range(count):
-        state.partitions[("t", partition)].ledger.seen(offset)
+        ledger.seen(offset)
         record = KafkaRecord("t", partition, offset, None, b"{}", [])
         batch.add(Item(("t", partition), offset, b"{}", record))
+    for part in batch.parts:
+        part.hold = ledger.hold(part.first)
     return batch
 
 
@@ -106,6 +108,7 @@ def test_in_flight_holds_at_most_max_in_flight_requests_and_one_per_partition():
         for offset in range(4):
             state.partitions[("t", p)].ledger.seen(offset)
             state.batcher.add(("t", p), offset, b"{}", KafkaRecord("t", p, offset, None, b"{}", []))
+    assert [state.partitions[("t", p)].ledger.commit_offset() for p in range(3)] == [0, 0, 0]
     sender = GatedSender()
     committer = AsyncCommitter("g", state.confirmed)
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -116,6 +119,8 @@ def test_in_flight_holds_at_most_max_in_flight_requests_and_one_per_partition():
         in_flight.collect(only_done=False, timeout=5)
     assert len(in_flight) == 0 and not in_flight.busy
     assert state.summary.delivered == 8 and committer.held == 2
+    # Two partitions settled in full; the third is still queued and holds its commit at 0.
+    assert sorted(state.partitions[("t", p)].ledger.commit_offset() for p in range(3)) == [0, 4, 4]
     # Acknowledged batches not yet committed hold their slots: nothing more is sent.
     in_flight.dispatch(flush=True)
     assert len(in_flight) == 0
@@ -140,3 +145,33 @@ def test_the_run_keeps_the_batcher_fitted_to_the_senders_rate_limit():
     fitted = Batcher.for_sender(2_000, 1_000_000, sender)
     state = RunState(DrainConfig(), RunSummary(), fitted)
     assert state.batcher is fitted and state.batcher.messages_per_second == 10_000
+
+
+def test_a_dead_lettered_rejection_holds_the_commit_until_the_topic_acknowledges_it():
+    state = _state()
+    sent: list = []
+
+    class DeadLetters:
+        topic = "dlq"
+        pending = 0
+
+        def send(self, record, status, reason, on_done):
+            sent.append((record.offset, status, on_done))
+
+    state.dlq = DeadLetters()  # type: ignore[assignment]
+    batch = _read(state, 0, 3)
+    _settle(Settler(state, OnReject.FAIL), state, batch, [ACCEPTED, REJECTED, ACCEPTED])
+    ledger = state.partitions[("t", 0)].ledger
+    assert [(offset, status) for offset, status, _ in sent] == [(1, 400)]
+    assert ledger.commit_offset() == 1
+    sent[0][2]()  # the dead-letter topic acknowledged it
+    assert ledger.commit_offset() == 3 and state.summary.dead_lettered == 1
+
+
+def test_a_retryable_answer_at_the_end_of_the_budget_stops_the_commit_and_fails_the_run():
+    state = _state()
+    batch = _read(state, 0, 3)
+    retryable = MessageResult(Outcome.RETRYABLE, status=503, message="busy")
+    _settle(Settler(state, OnReject.FAIL), state, batch, [ACCEPTED, retryable, ACCEPTED])
+    assert state.partitions[("t", 0)].ledger.commit_offset() == 1
+    assert state.failure is not None and "t[0]@1" in str(state.failure)
