@@ -14,7 +14,7 @@ from aep_provider.engine.payload import KafkaRecord
 from aep_provider.engine.plan import PartitionPlan
 from aep_provider.engine.sending import InFlight
 from aep_provider.engine.settle import Settler
-from aep_provider.engine.state import PartitionState, RunState
+from aep_provider.engine.state import RunState
 from aep_provider.engine.summary import PartitionSummary, RunSummary
 
 ACCEPTED = MessageResult(Outcome.ACCEPTED)
