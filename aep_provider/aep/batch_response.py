@@ -32,6 +32,10 @@ def entry_status(entry: dict[str, Any]) -> int | None | bool:
 
 def classify_entry(entry: Any) -> MessageResult:
     """One entry as ACCEPTED, REJECTED (do not resend) or RETRYABLE (429/5xx: resend this one)."""
+    if type(entry) is dict and "status" not in entry and "statusCode" not in entry:
+        # The common entry, a success: {"xactionId": "..."}.
+        xaction_id = entry.get("xactionId")
+        return MessageResult(Outcome.ACCEPTED, None, None, xaction_id if xaction_id is None else str(xaction_id))
     if not isinstance(entry, dict):
         return MessageResult(Outcome.REJECTED, None, f"unreadable response entry: {entry!r:.200}")
     xaction_id = entry.get("xactionId")

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 import requests
 
 from aep_provider.aep.batch_response import parse_batch_response
@@ -482,7 +483,7 @@ class InletClient:
 
     def _json(self, response: requests.Response) -> Any:
         try:
-            return response.json()
+            return orjson.loads(response.content)
         except ValueError:
             url = safe_url(response.url or "")
             raise AEPRequestError(

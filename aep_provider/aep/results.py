@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from aep_provider.aep.errors import AEPError
@@ -31,8 +31,9 @@ class Outcome(str, enum.Enum):
     RETRYABLE = "retryable"
 
 
-@dataclass(frozen=True)
-class MessageResult:
+class MessageResult(NamedTuple):
+    """AEP's answer for one message (a named tuple: a batch answer makes one per message)."""
+
     outcome: Outcome
     status: int | None = None
     message: str | None = None
