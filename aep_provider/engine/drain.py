@@ -32,7 +32,7 @@ from aep_provider.engine.rebalance import Rebalancer
 from aep_provider.engine.report import log_progress, report
 from aep_provider.engine.sending import InFlight, Sender
 from aep_provider.engine.settle import Settler
-from aep_provider.engine.state import RunState
+from aep_provider.engine.state import RunState, all_complete
 from aep_provider.engine.summary import RunSummary
 
 __all__ = ["DrainEngine", "Sender", "close_bounded", "run_drain"]
@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 #: How long one consume() call may block, which bounds how fast a stop request is noticed.
 _POLL_SECONDS = 0.1
+#: How long Kafka is waited on while a request or a commit answer is due (a commit answer takes
+#: a few milliseconds and frees slots; only poll() delivers it).
+_ANSWER_POLL_SECONDS = 0.005
 
 
 @dataclass
@@ -239,7 +242,7 @@ class DrainEngine:
             if reading:
                 self._check_stalled(stages, now)
             got_all = True
-            if reading and len(state.batcher) < buffer_limit:
+            if reading and len(state.batcher) < buffer_limit and not (state.partitions and all_complete(state)):
                 reading, got_all = self._take(stages)
             else:
                 self._wait_for_aep(stages, reading)
@@ -295,7 +298,10 @@ class DrainEngine:
     def _take(self, stages: _Stages) -> tuple[bool, bool]:
         """One consume(), taken in order; return whether to go on reading and whether it got all that was ready."""
         cfg = self.config
-        messages = stages.consumer.consume(num_messages=cfg.max_batch_records, timeout=_POLL_SECONDS)
+        # Kafka's wait must not delay noticing a finished request or a commit answer.
+        waiting_on_aep = bool(stages.in_flight) or stages.commits.committer.outstanding
+        timeout = _ANSWER_POLL_SECONDS if waiting_on_aep else _POLL_SECONDS
+        messages = stages.consumer.consume(num_messages=cfg.max_batch_records, timeout=timeout)
         limit = None if cfg.max_records_per_run is None else cfg.max_records_per_run - stages.state.taken
         stages.intake.take_all(messages, limit)
         return self._may_read(stages.state), len(messages) < cfg.max_batch_records
@@ -303,12 +309,16 @@ class DrainEngine:
     def _wait_for_aep(self, stages: _Stages, reading: bool) -> None:
         """Not waiting on Kafka while the buffer is full: that is AEP's time, bounded by its deadline."""
         stages.state.last_progress = time.monotonic()
+        # Commit answers free the slots of committed batches; they arrive only through poll(). A
+        # record poll() returns is taken while reading (dropping it would let the commit step
+        # over it), else left for the next run.
+        # Every wait ends on an event (a finished request) or within its bound; while a commit
+        # answer is due the bound is a few milliseconds, so that its slots free up soon.
+        wait = _ANSWER_POLL_SECONDS if stages.commits.committer.outstanding else _POLL_SECONDS
         if stages.in_flight:
-            stages.in_flight.wait_any(_POLL_SECONDS)
+            stages.in_flight.wait_any(wait)
         else:
-            time.sleep(_POLL_SECONDS / 10)
-        # Commit answers free the slots of committed batches. A record poll() returns is taken
-        # while reading (dropping it would let the commit step over it), else left for the next run.
+            time.sleep(min(wait, _POLL_SECONDS / 10))
         polled = stages.consumer.poll(0)
         if polled is not None and reading:
             stages.intake.take(polled)

@@ -100,3 +100,8 @@ class RunState:
         summary = self.summary.partition(*key)
         if summary is not None and (summary.committed is None or offset > summary.committed):
             summary.committed = offset
+
+
+def all_complete(state: RunState) -> bool:
+    """Every partition held reached its snapshot end: Kafka has nothing more for this run."""
+    return all(st.complete for st in state.partitions.values())
