@@ -2,7 +2,8 @@
 The drain: plan each assigned partition's range, then loop — intake (:mod:`.intake`), send
 (:mod:`.sending`), settle (:mod:`.settle`), commit (:mod:`.commits`) — until every partition
 reaches the end offset snapshotted when the run began; rebalances are handled in
-:mod:`.rebalance`, the bounded ending in :mod:`.closing`, the log lines in :mod:`.report`.
+:mod:`.rebalance`, the bounds on waiting for Kafka in :mod:`.watchdog`, the bounded ending in
+:mod:`.closing`, the log lines in :mod:`.report`.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from aep_provider.engine import watchdog
 from aep_provider.engine.batching import Batcher
 from aep_provider.engine.closing import close_bounded, finish
 from aep_provider.engine.commits import OffsetCommits
 from aep_provider.engine.config import DrainConfig, producer_config
 from aep_provider.engine.dlq import DeadLetterWriter, check_dead_letter_topic
-from aep_provider.engine.errors import DrainError, KafkaSetupError, KafkaUnavailableError
+from aep_provider.engine.errors import DrainError, KafkaSetupError
 from aep_provider.engine.group import GroupWatcher
 from aep_provider.engine.intake import Intake
 from aep_provider.engine.logsections import SECTION_PLAN, LogSections
@@ -235,12 +237,14 @@ class DrainEngine:
                 self.summary.stopped_by = ended
                 return
             reading = reading and self._may_read(state)
-            self._check_assigned(state, now - started)
+            watchdog.check_assigned(
+                state, now - started, self.consumer_conf.get("group.id"), self.topics, self._bootstrap
+            )
             idle = not in_flight and not len(state.batcher) and not (state.dlq and state.dlq.pending)
             if idle and (not reading or stages.rebalancer.all_read(now)):
                 return
             if reading:
-                self._check_stalled(stages, now)
+                watchdog.check_stalled(state, stages.rebalancer, now, self._bootstrap)
             got_all = True
             if reading and len(state.batcher) < buffer_limit and not (state.partitions and all_complete(state)):
                 reading, got_all = self._take(stages)
@@ -273,27 +277,6 @@ class DrainEngine:
             self.summary.stopped_by = "max_records_per_run"
             return False
         return state.rejected is None
-
-    def _check_assigned(self, state: RunState, elapsed: float) -> None:
-        if state.assigned_at is None and elapsed > self.config.assignment_timeout_seconds:
-            raise KafkaUnavailableError(
-                f"group {self.consumer_conf.get('group.id')!r} assigned no partitions of {', '.join(self.topics)} "
-                f"within {self.config.assignment_timeout_seconds:g}s (bootstrap.servers={self._bootstrap!r})"
-            )
-
-    def _check_stalled(self, stages: _Stages, now: float) -> None:
-        # A broker that stops answering mid-run must not keep the run alive: bound the wait for
-        # anything (records, end of partition, rebalance) to arrive while partitions remain.
-        stall_seconds = self.config.kafka_timeout_seconds + self.config.stop_grace_seconds
-        if now - stages.state.last_progress > stall_seconds and not stages.rebalancer.all_read(now):
-            waiting = sorted(
-                f"{st.plan.topic}[{st.plan.partition}]" for st in stages.state.partitions.values() if not st.complete
-            )
-            raise KafkaUnavailableError(
-                f"no record or end of partition arrived from bootstrap.servers={self._bootstrap!r} for "
-                f"{stall_seconds:g}s while {', '.join(waiting) or 'the assignment'} had not reached the snapshot end; "
-                "check the broker's health."
-            )
 
     def _take(self, stages: _Stages) -> tuple[bool, bool]:
         """One consume(), taken in order; return whether to go on reading and whether it got all that was ready."""

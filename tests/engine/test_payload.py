@@ -5,8 +5,8 @@ import json
 import pytest
 
 from aep_provider.aep.results import MAX_REQUEST_BYTES
+from aep_provider.engine.jsonvalue import MAX_NESTING_DEPTH
 from aep_provider.engine.payload import (
-    MAX_NESTING_DEPTH,
     XDM_CONTENT_TYPE,
     KafkaRecord,
     import_callable,
