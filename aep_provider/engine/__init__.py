@@ -10,10 +10,12 @@ The operator (:mod:`aep_provider.operators.kafka_to_aep`) is a thin Airflow adap
 
 Where a record goes, by module: :mod:`.plan` (each partition's range), :mod:`.drain` (the run
 and its loop), :mod:`.intake` (a consumed message becomes a record, a skip or a rejection),
-:mod:`.payload` (decoding and shaping), :mod:`.batching`, :mod:`.sending` (requests in flight),
+:mod:`.payload` (shaping; :mod:`.jsonvalue` validates JSON), :mod:`.batching`, :mod:`.sending`
+(requests in flight),
 :mod:`.settle` (AEP's answers, rejections; :mod:`.dlq` for dead letters), :mod:`.ledger` and
 :mod:`.commits` (what may be committed, and committing it), :mod:`.rebalance` (partitions
-taken and handed over), :mod:`.closing` (the bounded ending), :mod:`.report` (the log lines);
+taken and handed over), :mod:`.watchdog` (bounds on waiting for Kafka), :mod:`.closing` (the
+bounded ending), :mod:`.report` (the log lines);
 :mod:`.state` holds what these share during a run.
 """
 

@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 class Settler:
     """
-    Settles records in their partition's ledger, which is what lets the commit move past them.
+    Settles what AEP answered: a batch all accepted releases one ledger hold per partition; any
+    other answer is applied per message (a rejection or a record still failing takes its own hold).
 
     :param state: the run's shared state.
     :param on_reject: what a rejected record does when there is no dead-letter topic.
