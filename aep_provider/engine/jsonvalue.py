@@ -1,10 +1,21 @@
-"""Strict validation of a record's value as one JSON object: fast (orjson), with a reason for every refusal."""
+"""
+Strict validation of a record's value as one JSON object, with a reason for every refusal.
+
+Two parsers, one set of rules. simdjson validates without building Python objects (about 0.4 µs
+for a 1 KB event, against 2 µs for orjson, which builds them); it only ever *accepts*. Whatever it
+refuses goes to orjson, which decides and says why: so orjson's rules hold, and a value simdjson
+alone refuses (an integer past 64 bits) is still accepted. The one input simdjson accepts and
+orjson refuses, a leading UTF-8 byte order mark, never reaches simdjson
+(``tests/engine/test_jsonvalue.py`` checks the two agree on a fuzzed corpus).
+"""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import orjson
+import simdjson
 
 #: Deepest nesting of objects and arrays a value may have. orjson itself stops at 1,024 levels
 #: without crashing, but a message is parsed again downstream (the request body adds 2 levels;
@@ -43,6 +54,31 @@ def _parse_error(value: bytes, err: orjson.JSONDecodeError) -> ValueError:
         token = b"-Infinity"  # orjson points past the sign
     what = f"{token.decode()} (JSON has no NaN or Infinity)" if token else err.msg
     return ValueError(f"value is not valid JSON: {what} at line {err.lineno} column {err.colno}")
+
+
+_BOM = b"\xef\xbb\xbf"
+#: simdjson parsers are not thread-safe; one per thread that validates.
+_parsers = threading.local()
+
+
+def check_object(value: bytes) -> None:
+    """Raise ValueError saying what is wrong unless ``value`` is one UTF-8 JSON object within the rules."""
+    # A value that may nest too deeply (see decode_object) and a byte order mark take the slow path.
+    if not value.startswith(_BOM) and (
+        len(value) <= 2 * MAX_NESTING_DEPTH or value.count(b"{") + value.count(b"[") <= MAX_NESTING_DEPTH
+    ):
+        parser = getattr(_parsers, "parser", None)
+        if parser is None:
+            parser = _parsers.parser = simdjson.Parser()
+        try:
+            # The document is dropped at once: the parser refuses to parse again while one lives.
+            is_object = isinstance(parser.parse(value), simdjson.Object)
+        except Exception:  # noqa: S110 - refused: orjson decides below, with the reason
+            pass
+        else:
+            if is_object:
+                return
+    decode_object(value)
 
 
 def decode_object(value: bytes) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aep_provider.aep.results import MAX_REQUEST_BYTES, batch_body_size
-from aep_provider.engine.jsonvalue import decode_object
+from aep_provider.engine.jsonvalue import check_object, decode_object
 
 XDM_CONTENT_TYPE = "application/vnd.adobe.xed-full+json;version=1"
 
@@ -148,7 +148,7 @@ class PassthroughShaper(PayloadShaper):
 
     def encode(self, topic: str, partition: int, offset: int, value: bytes) -> bytes:
         """The message for a non-null value; ValueError says why the record is rejected."""
-        decode_object(value)
+        check_object(value)
         # The validated original bytes join the batch body as is: no re-encoding cost.
         return _size_checked(value)
 
