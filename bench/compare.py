@@ -132,7 +132,7 @@ def case_peer(args: argparse.Namespace) -> dict[str, Any]:
         "x-gw-ims-org-id": DEFAULT_IMS_ORG_ID,
         "x-sandbox-name": "prod",
     }
-    url = f"{args.emulator_url}/collection/batch/{DEFAULT_INLET_ID}"
+    url = f"{args.inlet_url or args.emulator_url}/collection/batch/{DEFAULT_INLET_ID}"
     seen = {"events": 0, "accepted": 0, "requests": 0, "bytes": 0, "last": 0.0}
 
     def post_batch(messages: list[Any]) -> None:
@@ -185,7 +185,7 @@ def case_ours(args: argparse.Namespace) -> dict[str, Any]:
 
     values: dict[str, Any] = {
         "inlet_id": DEFAULT_INLET_ID,
-        "inlet_url": args.emulator_url,
+        "inlet_url": args.inlet_url or args.emulator_url,
         "ims_url": args.emulator_url,
         "client_id": DEFAULT_CLIENT_ID,
         "client_secret": DEFAULT_CLIENT_SECRET,
@@ -285,6 +285,29 @@ def emulator_process(config: dict[str, Any]) -> Iterator[Any]:
         os.unlink(handle.name)
 
 
+@contextmanager
+def counting_inlet_process() -> Iterator[Any]:
+    """``python -m bench.counting_inlet`` in its own process: accepts and counts, checks nothing."""
+    from bench.counting_inlet import CountingInletClient
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.counting_inlet", "--host", "127.0.0.1", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        match = re.search(r"listening on (http://\S+)", line)
+        if not match:
+            raise BenchError(f"the counting inlet did not start: {line!r}")
+        client = CountingInletClient(match.group(1))
+        yield client
+        client.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 class Runner:
     """Runs cases in child processes against one topic and checks each one's count."""
 
@@ -304,10 +327,14 @@ class Runner:
         group: str | None = None,
         client_limits: bool = False,
         faults: list[Any] = (),  # type: ignore[assignment]
+        inlet: Any = None,
     ) -> dict[str, Any]:
+        """Run one case; ``inlet`` (default: the emulator) answers the batches, the emulator the tokens."""
         emulator.reset()
         for fault in faults:
             emulator.inject(fault)
+        if inlet is not None:
+            inlet.reset()
         group = group or f"bench-{uuid.uuid4().hex[:10]}"
         with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
             out = handle.name
@@ -319,6 +346,8 @@ class Runner:
         ]  # fmt: skip
         if client_limits:
             command.append("--client-limits")
+        if inlet is not None:
+            command += ["--inlet-url", inlet.url]
         try:
             subprocess.run(command, check=False, timeout=self.args.timeout + 120, stdout=sys.stderr)
             result = json.loads(Path(out).read_text() or '{"error": "no result written"}')
@@ -326,9 +355,9 @@ class Runner:
             os.unlink(out)
         if "error" in result:
             raise BenchError(f"{label} ({case}): {result['error']}")
-        stats = emulator.stats()
+        stats = (inlet or emulator).stats()
         if case != "limit" and stats["messages_accepted"] != events:
-            raise BenchError(f"{label} ({case}): the emulator accepted {stats['messages_accepted']}, expected {events}")
+            raise BenchError(f"{label} ({case}): the inlet accepted {stats['messages_accepted']}, expected {events}")
         if result["events"] != events:
             raise BenchError(f"{label} ({case}): moved {result['events']} events, expected {events}")
         row = {
@@ -386,8 +415,14 @@ def report(runner: Runner, args: argparse.Namespace, conditions: dict[str, Any])
         f"Machine: {conditions['machine']}; load average before {conditions['loadavg_before']}, "
         f"after {conditions['loadavg_after']}.",
         f"Topic: {args.events:,} events of {conditions['message_bytes']:,} B over {args.partitions} partitions "
-        f"(Kafka from {conditions['broker']}); emulator in its own process; every case in its own process on a "
-        "fresh consumer group.",
+        f"(Kafka from {conditions['broker']}); "
+        + (
+            "main and memory cases post to the counting inlet (`bench/counting_inlet.py`), latency and throttled "
+            "cases to the AEP emulator"
+            if args.counting_inlet
+            else "every case posts to the AEP emulator"
+        )
+        + ", each in its own process; every case in its own process on a fresh consumer group.",
         "",
         f"Command: `{conditions['command']}` ({conditions['wall_minutes']:.1f} min in all)",
         "",
@@ -479,6 +514,9 @@ def orchestrate(args: argparse.Namespace) -> int:
             if sum(end_offsets(bootstrap, topic, args.partitions).values()) != args.events:
                 raise BenchError(f"topic {topic} does not hold {args.events} events")
             emulator = stack.enter_context(emulator_process(base))
+            # The main cases post to an inlet that only counts: the emulator's checks would cost more
+            # CPU than the clients on a 2-core machine, and every case would measure them instead.
+            inlet = stack.enter_context(counting_inlet_process()) if args.counting_inlet else None
             runner = Runner(args, bootstrap, topic)
             runner.run("warm-up", "limit", emulator, args.events)  # page cache, __consumer_offsets
             runner.rows.clear()
@@ -486,7 +524,7 @@ def orchestrate(args: argparse.Namespace) -> int:
             for rep in range(args.repeat if want("main") else 0):
                 order = CASES[rep % 3 :] + CASES[: rep % 3]  # alternate who goes first
                 for case in order:
-                    row = runner.run("main", case, emulator, args.events)
+                    row = runner.run("main", case, emulator, args.events, inlet=inlet)
                     if case == "ours":
                         last_ours_group = row["group"]
             if args.empty and last_ours_group and want("empty"):
@@ -494,8 +532,8 @@ def orchestrate(args: argparse.Namespace) -> int:
             if args.memory and want("memory"):
                 quarter = max(args.events // 4, 1)
                 for _ in range(args.repeat):
-                    runner.run("memory N", "ours", emulator, quarter)
-                    runner.run("memory 4N", "ours", emulator, args.events)
+                    runner.run("memory N", "ours", emulator, quarter, inlet=inlet)
+                    runner.run("memory 4N", "ours", emulator, args.events, inlet=inlet)
             if args.latency_ms and want("latency"):
                 from aep_provider.emulator import Fault
 
@@ -563,6 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--throttled-events", type=int, default=100_000, help="events of the throttled case (default 100000)")
     add("--no-memory", dest="memory", action="store_false", help="skip the memory case")
     add("--no-empty", dest="empty", action="store_false", help="skip the empty run")
+    add("--emulator-inlet", dest="counting_inlet", action="store_false",
+        help="main and memory cases post to the AEP emulator, not to the counting inlet")  # fmt: skip
     add("--only", action="append", choices=("main", "empty", "memory", "latency", "throttled"),
         help="run only these parts (repeatable; default: all)")  # fmt: skip
     add("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), help="use this broker (else start one)")
@@ -576,6 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--group", help=argparse.SUPPRESS)
     add("--emulator-url", help=argparse.SUPPRESS)
     add("--client-limits", action="store_true", help=argparse.SUPPRESS)
+    add("--inlet-url", help=argparse.SUPPRESS)
     return parser
 
 
