@@ -300,8 +300,8 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "Proxy URL",
         "HTTP(S) proxy for IMS and inlet calls, e.g. http://proxy:3128.",
-        doc="`http://user:pass@proxy:3128`: the password is masked.",
-        shown_default="none (`HTTPS_PROXY`/`NO_PROXY` env vars apply)",
+        doc="`http://user:pass@proxy:3128`: the password is masked. It beats `HTTPS_PROXY`; `~/.netrc` is never read.",
+        shown_default="none (`HTTPS_PROXY`/`NO_PROXY` env vars apply, read once per host)",
     ),
     Option(
         "retry_deadline_seconds",

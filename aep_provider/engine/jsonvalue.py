@@ -17,11 +17,13 @@ from typing import Any
 import orjson
 import simdjson
 
-#: Deepest nesting of objects and arrays a value may have. orjson itself stops at 1,024 levels
-#: without crashing, but a message is parsed again downstream (the request body adds 2 levels;
-#: Python's decoder recurses per level up to about 1,000, Jackson's default limit is 1,000), and
-#: no XDM schema comes near this depth.
-MAX_NESTING_DEPTH = 500
+#: Deepest nesting of objects and arrays a value may have. orjson and simdjson stop at 1,024 levels
+#: without crashing, but a message is parsed again downstream: the envelope adds up to 5 levels
+#: (``messages`` array, body, ``xdmEntity``), Jackson's default limit is 1,000 and Python's decoder
+#: recurses once per level within a 1,000-frame limit, so 800 leaves room. No XDM schema comes
+#: near it, and a value shorter than 1,600 bytes cannot reach it (each level takes two brackets):
+#: a 1 KB event is never counted.
+MAX_NESTING_DEPTH = 800
 
 #: Tokens a strict parser refuses where a JSON value is expected; named in the rejection reason.
 _NON_FINITE = (b"NaN", b"Infinity", b"-Infinity")

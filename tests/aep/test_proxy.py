@@ -64,3 +64,38 @@ def test_unreachable_proxy_fails_clearly_without_its_password(aep_emulator):
     with pytest.raises(AEPUnavailableError, match="ProxyError") as info:
         client.send_batch([xdm("a")])
     assert "proxy-pw-123" not in str(info.value)
+
+
+def test_the_environments_proxy_applies_when_the_connection_names_none(aep_emulator, proxy_port, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy_port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = client_for(aep_emulator.url)
+    assert client.send_batch([xdm("a")]).accepted == 1
+    assert client.send_batch([xdm("b")]).accepted == 1
+    assert [path for path, _ in _ForwardProxy.seen] == [
+        f"{aep_emulator.url}/ims/token/v3",
+        f"{aep_emulator.url}/collection/batch/emulator-inlet",
+        f"{aep_emulator.url}/collection/batch/emulator-inlet",
+    ]
+
+
+def test_no_proxy_and_the_connections_own_proxy_beat_the_environment(aep_emulator, proxy_port, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")  # would fail every call
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert client_for(aep_emulator.url).send_batch([xdm("a")]).accepted == 1
+    monkeypatch.delenv("NO_PROXY")
+    client = client_for(aep_emulator.url, proxy=f"http://127.0.0.1:{proxy_port}")
+    assert client.send_batch([xdm("b")]).accepted == 1
+    assert len(_ForwardProxy.seen) == 2
+
+
+def test_a_netrc_entry_never_replaces_the_bearer_token(aep_emulator, tmp_path, monkeypatch):
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password netrc-pw-123\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    client = client_for(aep_emulator.url)
+    assert client.send_batch([xdm("a")]).accepted == 1
+    assert accepted_ids(aep_emulator) == ["a"]
