@@ -78,20 +78,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(404, b"{}")
             return
         try:
-            messages = orjson.loads(raw)["messages"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+            # simdjson validates the body without building Python objects: this inlet must cost
+            # less than the clients it measures.
+            count = len(self.server.parser().parse(raw)["messages"])
+        except (ValueError, KeyError, TypeError):
             self._answer(400, b'{"title": "not a batch body"}')
             return
         with counts.lock:
             counts.batches += 1
             counts.requests += 1
-            counts.messages += len(messages)
+            counts.messages += count
             counts.bytes += len(raw)
             batch_id = f"{int(time.time() * 1000)}:{counts.batches}"
-        responses = [{"xactionId": f"{batch_id}:{i}"} for i in range(len(messages))]
-        self._answer(
-            207, orjson.dumps({"inletId": self.path.rsplit("/", 1)[-1], "batchId": batch_id, "responses": responses})
-        )
+        head = orjson.dumps({"inletId": self.path.rsplit("/", 1)[-1], "batchId": batch_id})[:-1]
+        entries = b",".join(b'{"xactionId":"%s:%d"}' % (batch_id.encode(), i) for i in range(count))
+        self._answer(207, head + b',"responses":[' + entries + b"]}")
 
 
 class _Server(ThreadingHTTPServer):
@@ -100,6 +101,16 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int]) -> None:
         super().__init__(address, _Handler)
         self.counts = _Counts()
+        self._local = threading.local()
+
+    def parser(self) -> Any:
+        """A simdjson parser for the calling thread (they are not thread-safe)."""
+        parser = getattr(self._local, "parser", None)
+        if parser is None:
+            import simdjson
+
+            parser = self._local.parser = simdjson.Parser()
+        return parser
 
 
 class CountingInletClient:

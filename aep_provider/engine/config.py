@@ -32,6 +32,11 @@ DEFAULT_CONSUMER_SETTINGS: dict[str, Any] = {
     "isolation.level": "read_committed",
     "auto.offset.reset": "earliest",
     "partition.assignment.strategy": "cooperative-sticky",
+    # librdkafka (2.4+) waits this long before fetching again once its local queue was over its
+    # thresholds (1,000 ms by default). The drain stops taking records while requests are full,
+    # so with the default its reading stalled for up to a second at a time: 73,000 events/s
+    # against 95,000 with 10 ms in the same benchmark.
+    "fetch.queue.backoff.ms": 10,
 }
 
 #: Largest record the dead-letter producer accepts locally (librdkafka's default is 1 MB).
