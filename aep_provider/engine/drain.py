@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 
 #: How long one consume() call may block, which bounds how fast a stop request is noticed.
 _POLL_SECONDS = 0.1
+#: Most records taken per round: the loop settles finished requests and sends between rounds, so
+#: a smaller take turns slots over sooner (500 against 2,000: about a tenth more events/s in
+#: the benchmark); a full request is still cut from several rounds' records.
+_CONSUME_BATCH = 500
 #: How long Kafka is waited on while a request or a commit answer is due (a commit answer takes
 #: a few milliseconds and frees slots; only poll() delivers it).
 _ANSWER_POLL_SECONDS = 0.005
@@ -284,10 +288,10 @@ class DrainEngine:
         # Kafka's wait must not delay noticing a finished request or a commit answer.
         waiting_on_aep = bool(stages.in_flight) or stages.commits.committer.outstanding
         timeout = _ANSWER_POLL_SECONDS if waiting_on_aep else _POLL_SECONDS
-        messages = stages.consumer.consume(num_messages=cfg.max_batch_records, timeout=timeout)
+        messages = stages.consumer.consume(num_messages=_CONSUME_BATCH, timeout=timeout)
         limit = None if cfg.max_records_per_run is None else cfg.max_records_per_run - stages.state.taken
         stages.intake.take_all(messages, limit)
-        return self._may_read(stages.state), len(messages) < cfg.max_batch_records
+        return self._may_read(stages.state), len(messages) < _CONSUME_BATCH
 
     def _wait_for_aep(self, stages: _Stages, reading: bool) -> None:
         """Not waiting on Kafka while the buffer is full: that is AEP's time, bounded by its deadline."""
