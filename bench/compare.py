@@ -198,6 +198,7 @@ def case_ours(args: argparse.Namespace) -> dict[str, Any]:
         max_records_per_run=args.events or None,
         max_run_seconds=args.timeout,
         progress_interval_seconds=3600.0,
+        max_in_flight=args.in_flight,
     )
     cpu0 = _cpu()
     try:
@@ -343,6 +344,7 @@ class Runner:
             "--bootstrap", self.bootstrap, "--topic", self.topic, "--group", group,
             "--emulator-url", emulator.url, "--events", str(events),
             "--timeout", str(self.args.timeout), "--peer-batch", str(self.args.peer_batch),
+            "--in-flight", str(self.args.in_flight),
         ]  # fmt: skip
         if client_limits:
             command.append("--client-limits")
@@ -595,6 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--message-bytes", type=int, default=1000, help="encoded size of one event (default 1000)")
     add("--repeat", type=int, default=3, help="times each case runs, alternating (default 3)")
     add("--peer-batch", type=int, default=800, help="records per request of the peer (default 800)")
+    add("--in-flight", type=int, default=4, help="ours' max_in_flight (default 4, the operator's default)")
     add("--latency-ms", type=float, default=80.0, help="round trip added to each inlet answer; 0 skips (default 80)")
     add("--latency-events", type=int, default=100_000, help="events of the latency cases (default 100000)")
     add("--no-throttled", dest="throttled", action="store_false", help="skip the throttled case")
