@@ -77,7 +77,7 @@ class _Session(requests.Session):
 
     requests looks these up per request (file checks included: a measurable share of a 1 MB
     batch's cost), and a ``.netrc`` entry for the inlet's host would replace the bearer token
-    with Basic credentials. The connection's own proxy beats the environment's.
+    with Basic credentials. The connection's own proxy and ``verify`` beat the environment's.
     """
 
     def __init__(self) -> None:
@@ -98,8 +98,8 @@ class _Session(requests.Session):
         for scheme, proxy in env_proxies.items():
             if scheme not in self.proxies:
                 proxies.setdefault(scheme, proxy)
-        if (verify is True or verify is None) and bundle:
-            verify = bundle
+        if (verify is True or verify is None) and bundle and self.verify is True:
+            verify = bundle  # only where the connection did not say (verify=false, or its own CA path)
         return super().merge_environment_settings(url, proxies, stream, verify, cert)
 
 

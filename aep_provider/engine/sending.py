@@ -78,7 +78,10 @@ class InFlight:
             if not future.done():
                 continue
             batch, states = self.requests.pop(future)
-            self.busy -= batch.partitions
+            # Only partitions this run still holds as they were: one handed over and assigned back
+            # meanwhile may already have a newer request in flight, which keeps it busy.
+            held = self.state.partitions
+            self.busy -= {tp for tp, st in states.items() if held.get(tp) is st}
             self._apply(future, batch, states)
             self.committer.batch_settled()
 

@@ -137,9 +137,9 @@ class Settler:
             # The commit never passes it (a hold not released); nothing after it can be committed,
             # so the first one stops reading and what is queued after it is not sent either.
             st.ledger.hold(record.offset)
-            if self.state.rejected is not None:
-                return
             self.state.batcher.drop_after((record.topic, record.partition), record.offset)
+            if self.state.rejected is not None:
+                return  # reading already stopped at the first one
             self.state.rejected = RecordRejectedError(
                 f"Record {where} was rejected ({shown}). Offsets are committed up to {record.offset}; "
                 "fix the record or its producer, or set dlq_topic=... or on_reject='skip' to let runs go past it.",

@@ -99,3 +99,14 @@ def test_a_netrc_entry_never_replaces_the_bearer_token(aep_emulator, tmp_path, m
     client = client_for(aep_emulator.url)
     assert client.send_batch([xdm("a")]).accepted == 1
     assert accepted_ids(aep_emulator) == ["a"]
+
+
+def test_a_ca_bundle_from_the_environment_applies_only_where_the_connection_sets_no_verify(monkeypatch):
+    from aep_provider.aep.transport import build_session
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/env-bundle.pem")
+    url = "https://platform.adobe.io/x"
+    assert build_session().merge_environment_settings(url, {}, None, None, None)["verify"] == "/etc/env-bundle.pem"
+    assert build_session(verify=False).merge_environment_settings(url, {}, None, None, None)["verify"] is False
+    own = build_session(verify="/etc/own.pem").merge_environment_settings(url, {}, None, None, None)
+    assert own["verify"] == "/etc/own.pem"

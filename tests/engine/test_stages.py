@@ -175,3 +175,64 @@ def test_a_retryable_answer_at_the_end_of_the_budget_stops_the_commit_and_fails_
     _settle(Settler(state, OnReject.FAIL), state, batch, [ACCEPTED, retryable, ACCEPTED])
     assert state.partitions[("t", 0)].ledger.commit_offset() == 1
     assert state.failure is not None and "t[0]@1" in str(state.failure)
+
+
+class _ManualPool:
+    """Runs nothing: the test finishes each request by hand."""
+
+    def __init__(self) -> None:
+        self.futures: list = []
+
+    def submit(self, fn, messages):
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        self.futures.append(future)
+        return future
+
+
+def test_a_request_of_a_partition_handed_over_and_assigned_back_does_not_free_the_newer_one():
+    # Handed over while its request runs past the grace, then assigned back in the same run: the
+    # old request's answer must not make the partition free while the newer request is in flight,
+    # or a third request would overtake the second (per-partition order at AEP).
+    state = _state(max_in_flight=4, max_batch_records=2)
+    key = ("t", 0)
+    pool = _ManualPool()
+    in_flight = InFlight(
+        state, GatedSender(), pool, Settler(state, OnReject.FAIL), AsyncCommitter("g", state.confirmed)
+    )  # type: ignore[arg-type]
+    for offset in range(2):
+        state.batcher.add(key, offset, b"{}")
+    in_flight.dispatch(flush=True)
+    # The rebalancer hands it over ...
+    state.batcher.drop(key)
+    in_flight.forget(key)
+    summary = state.summary.partition(*key)
+    state.partitions.pop(key)
+    # ... and it comes back, read again from the committed offset.
+    state.add_partition(PartitionPlan("t", 0, 0, 100), summary, last_committed=None)
+    for offset in range(4):
+        state.batcher.add(key, offset, b"{}")
+    in_flight.dispatch(flush=True)
+    assert len(in_flight) == 2
+    pool.futures[0].set_result(BatchResult([ACCEPTED] * 2, requests=1))  # the old one answers
+    in_flight.collect(only_done=True)
+    assert key in in_flight.busy
+    in_flight.dispatch(flush=True)
+    assert len(in_flight) == 1  # offsets 2-3 wait for the request carrying 0-1
+    assert state.partitions[key].ledger.commit_offset() == 0
+
+
+def test_each_rejection_under_fail_drops_what_its_partition_queued_after_it():
+    state = _state(partitions=2)
+    settler = Settler(state, OnReject.FAIL)
+    for p in range(2):
+        for offset in range(5):
+            state.partitions[("t", p)].ledger.seen(offset)
+            state.batcher.add(("t", p), offset, b"{}")
+    settler.reject(state.partitions[("t", 0)], KafkaRecord("t", 0, 1, None, b"[]", []), None, "not an object")
+    settler.reject(state.partitions[("t", 1)], KafkaRecord("t", 1, 3, None, b"[]", []), None, "not an object")
+    assert [entry[0] for entry in state.batcher.queue(("t", 0))] == [0, 1]
+    assert [entry[0] for entry in state.batcher.queue(("t", 1))] == [0, 1, 2, 3]
+    assert state.rejected is not None and state.rejected.partition == 0
+    assert [state.partitions[("t", p)].ledger.commit_offset() for p in range(2)] == [0, 0]
