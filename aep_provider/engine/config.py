@@ -88,8 +88,21 @@ def consumer_config(
 
 
 def client_config(consumer_conf: Mapping[str, Any]) -> dict[str, Any]:
-    """The connection's client settings (address, security, ...) without consumer-only ones."""
-    return {k: v for k, v in consumer_conf.items() if not k.startswith(_CONSUMER_ONLY_PREFIXES)}
+    """The connection's client settings (address, security, ...) without consumer-only ones, and a logger."""
+    return with_logger({k: v for k, v in consumer_conf.items() if not k.startswith(_CONSUMER_ONLY_PREFIXES)})
+
+
+def with_logger(conf: Mapping[str, Any]) -> dict[str, Any]:
+    """
+    ``conf`` with librdkafka's lines sent to Python logging (unless it names a logger).
+
+    librdkafka writes to stderr otherwise, and an unreachable broker writes a line about every
+    50 ms; through :func:`~aep_provider.engine.kafkalog.kafka_logger` repeats are held back. Added
+    when a client is built, so that configurations stay plain (JSON) data.
+    """
+    from aep_provider.engine.kafkalog import kafka_logger
+
+    return {"logger": kafka_logger(), **conf}
 
 
 def producer_config(consumer_conf: Mapping[str, Any]) -> dict[str, Any]:

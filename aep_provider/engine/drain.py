@@ -22,7 +22,7 @@ from aep_provider.engine import watchdog
 from aep_provider.engine.batching import Batcher
 from aep_provider.engine.closing import close_bounded, finish
 from aep_provider.engine.commits import OffsetCommits
-from aep_provider.engine.config import DrainConfig, producer_config
+from aep_provider.engine.config import DrainConfig, producer_config, with_logger
 from aep_provider.engine.dlq import DeadLetterWriter, check_dead_letter_topic
 from aep_provider.engine.errors import DrainError, KafkaSetupError
 from aep_provider.engine.group import GroupWatcher
@@ -137,7 +137,9 @@ class DrainEngine:
         )
         commits = OffsetCommits(state, str(self.consumer_conf.get("group.id")), enabled=self.planner.commit)
         try:
-            consumer = self._consumer_factory({**self.consumer_conf, "on_commit": commits.committer.on_commit})
+            consumer = self._consumer_factory(
+                with_logger({**self.consumer_conf, "on_commit": commits.committer.on_commit})
+            )
         except (KafkaException, TypeError, ValueError) as err:
             detail = err.args[0].str() if isinstance(err, KafkaException) else str(err)
             raise KafkaSetupError(f"the Kafka consumer configuration is invalid: {detail}") from None
