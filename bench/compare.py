@@ -260,53 +260,50 @@ def run_case_here(args: argparse.Namespace) -> int:
 
 
 @contextmanager
+def _server_process(module: str, *options: str, what: str) -> Iterator[str]:
+    """``python -m module`` on a free port in its own process, until the block ends; yields its URL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", "0", *options],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        match = re.search(r"listening on (http://\S+)", line)
+        if not match:
+            raise BenchError(f"the {what} did not start: {line!r}")
+        yield match.group(1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextmanager
 def emulator_process(config: dict[str, Any]) -> Iterator[Any]:
     """``python -m aep_provider.emulator`` in its own process (its CPU is not any case's)."""
     from aep_provider.emulator import RemoteEmulator
 
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(config, handle)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aep_provider.emulator", "--host", "127.0.0.1", "--port", "0", "--config", handle.name],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
     try:
-        line = proc.stdout.readline()  # type: ignore[union-attr]
-        match = re.search(r"listening on (http://\S+)", line)
-        if not match:
-            raise BenchError(f"the emulator did not start: {line!r}")
-        remote = RemoteEmulator(match.group(1), timeout=120)
-        remote.health()
-        yield remote
-        remote.close()
+        with _server_process("aep_provider.emulator", "--config", handle.name, what="emulator") as url:
+            remote = RemoteEmulator(url, timeout=120)
+            remote.health()
+            yield remote
+            remote.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
         os.unlink(handle.name)
 
 
 @contextmanager
 def counting_inlet_process() -> Iterator[Any]:
-    """``python -m bench.counting_inlet`` in its own process: accepts and counts, checks nothing."""
+    """``python -m bench.counting_inlet`` in its own process: validates each body, accepts and counts."""
     from bench.counting_inlet import CountingInletClient
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.counting_inlet", "--host", "127.0.0.1", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = proc.stdout.readline()  # type: ignore[union-attr]
-        match = re.search(r"listening on (http://\S+)", line)
-        if not match:
-            raise BenchError(f"the counting inlet did not start: {line!r}")
-        client = CountingInletClient(match.group(1))
+    with _server_process("bench.counting_inlet", what="counting inlet") as url:
+        client = CountingInletClient(url)
         yield client
         client.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 class Runner:
