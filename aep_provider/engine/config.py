@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aep_provider.aep.results import MAX_REQUEST_BYTES
+from aep_provider.engine.kafkalog import kafka_logger
 
 
 class OnReject(str, enum.Enum):
@@ -100,8 +101,6 @@ def with_logger(conf: Mapping[str, Any]) -> dict[str, Any]:
     50 ms; through :func:`~aep_provider.engine.kafkalog.kafka_logger` repeats are held back. Added
     when a client is built, so that configurations stay plain (JSON) data.
     """
-    from aep_provider.engine.kafkalog import kafka_logger
-
     return {"logger": kafka_logger(), **conf}
 
 

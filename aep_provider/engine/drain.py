@@ -298,11 +298,10 @@ class DrainEngine:
     def _wait_for_aep(self, stages: _Stages, reading: bool) -> None:
         """Not waiting on Kafka while the buffer is full: that is AEP's time, bounded by its deadline."""
         stages.state.last_progress = time.monotonic()
-        # Commit answers free the slots of committed batches; they arrive only through poll(). A
-        # record poll() returns is taken while reading (dropping it would let the commit step
-        # over it), else left for the next run.
-        # Every wait ends on an event (a finished request) or within its bound; while a commit
-        # answer is due the bound is a few milliseconds, so that its slots free up soon.
+        # A wait ends when a request finishes, or at its bound: a few milliseconds while a commit
+        # answer is due, since that answer frees the slots of committed batches and arrives only
+        # through poll(). A record poll() returns is taken while reading (dropping it would let the
+        # commit step over it), else left for the next run.
         wait = _ANSWER_POLL_SECONDS if stages.commits.committer.outstanding else _POLL_SECONDS
         if stages.in_flight:
             stages.in_flight.wait_any(wait)

@@ -100,9 +100,8 @@ class Intake:
         encode = self.shaper.encode
         taken_before = state.taken
         touched: dict[TopicPartitionKey, PartitionState] = {}
-        fast = 0
         for msg in messages:
-            if limit is not None and state.taken + fast - taken_before >= limit:
+            if limit is not None and state.taken - taken_before >= limit:
                 break
             if encode is not None and msg.error() is None:
                 key = (msg.topic(), msg.partition())
@@ -124,15 +123,12 @@ class Intake:
                         st.ledger.position = offset + 1  # type: ignore[operator]
                         st.ledger.queue.append((offset, message, msg))  # type: ignore[arg-type]
                         st.summary.records += 1
+                        state.taken += 1
                         touched[key] = st  # type: ignore[index]
-                        fast += 1
                         continue
-            state.taken += fast
-            fast = 0
             self.take(msg)
             if state.rejected is not None:
                 break
-        state.taken += fast
         if touched:
             state.last_progress = time.monotonic()
         for key, st in touched.items():

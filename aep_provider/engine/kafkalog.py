@@ -11,6 +11,9 @@ from collections.abc import Callable
 #: The logger librdkafka's lines go to (confluent-kafka's ``logger`` setting).
 LOGGER_NAME = "aep_provider.kafka.client"
 
+#: Lines remembered before those shown more than a window ago are forgotten.
+_MAX_LINES = 1000
+
 #: Numbers differ between repeats of one line ("after 0ms", addresses, counters).
 _NUMBERS = re.compile(r"\d+")
 
@@ -38,6 +41,9 @@ class RepeatFilter(logging.Filter):
         key = _NUMBERS.sub("#", message)
         now = self._clock()
         with self._lock:
+            if len(self._lines) > _MAX_LINES:
+                # A long-lived process (triggerer, worker) sees many lines: forget the settled ones.
+                self._lines = {k: v for k, v in self._lines.items() if now - v[0] < self.window}
             shown_at, held_back = self._lines.get(key, (None, 0))
             if shown_at is not None and now - shown_at < self.window:
                 self._lines[key] = (shown_at, held_back + 1)

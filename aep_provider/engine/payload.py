@@ -87,13 +87,6 @@ def _size_checked(message: bytes) -> bytes:
     return message
 
 
-def _size_guard(message: bytes) -> Shaped:
-    try:
-        return Shaped(message=_size_checked(message))
-    except ValueError as err:
-        return Shaped(reject_reason=str(err))
-
-
 class PayloadShaper:
     """Base: tombstones are skipped, everything else goes through :meth:`build`."""
 
@@ -235,7 +228,7 @@ class CallableShaper(PayloadShaper):
             encoded = _encode(message)
         except (TypeError, ValueError, RecursionError) as err:
             return Shaped(reject_reason=f"payload callable returned a dict that is not JSON-serialisable: {err}")
-        return _size_guard(encoded)
+        return Shaped(message=_size_checked(encoded))  # too big: a ValueError, which shape() rejects
 
 
 def import_callable(path: str) -> PayloadFn:

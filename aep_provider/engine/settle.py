@@ -69,13 +69,7 @@ class Settler:
                 index += 1
                 if res.outcome is Outcome.ACCEPTED:
                     s.delivered += 1
-                    rejected = self.state.rejected
-                    if (
-                        rejected is not None
-                        and part.tp == (rejected.topic, rejected.partition)
-                        and offset > rejected.offset
-                    ):
-                        s.accepted_past_failure += 1  # delivered past the uncommittable rejected offset
+                    s.accepted_past_failure += self._past_failure(part.tp, offset)
                     continue
                 if res.outcome is Outcome.REJECTED:
                     self.reject(st, as_record(source, part.tp, offset), res.status, res.message or "rejected by AEP")
@@ -98,10 +92,13 @@ class Settler:
             part.hold = None
 
     def _count_past_failure(self, part: Part) -> None:
-        """Delivered, but past the uncommittable rejected offset: a retry sends them again."""
+        if self.state.rejected is not None:
+            self.state.summary.accepted_past_failure += sum(self._past_failure(part.tp, e[0]) for e in part.entries)
+
+    def _past_failure(self, tp: TopicPartitionKey, offset: int) -> bool:
+        """Whether ``offset`` lies past the uncommittable rejected one: delivered, but a retry sends it again."""
         rejected = self.state.rejected
-        if rejected is not None and part.tp == (rejected.topic, rejected.partition):
-            self.state.summary.accepted_past_failure += sum(1 for entry in part.entries if entry[0] > rejected.offset)
+        return rejected is not None and tp == (rejected.topic, rejected.partition) and offset > rejected.offset
 
     def reject(self, st: PartitionState, record: KafkaRecord, status: int | None, reason: str) -> None:
         """A record AEP (or the shaper) refused: dead-letter it, skip it, or stop reading at it."""

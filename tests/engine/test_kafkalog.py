@@ -46,3 +46,13 @@ def test_an_unreachable_broker_gives_one_line_not_a_stream(capfd, caplog, monkey
     assert "Connection refused" not in capfd.readouterr().err  # librdkafka no longer writes to stderr
     client_lines = [r for r in caplog.records if r.name == LOGGER_NAME]
     assert 1 <= len(client_lines) <= 3, [r.getMessage() for r in client_lines]
+
+
+def test_lines_shown_more_than_a_window_ago_are_forgotten_in_a_long_lived_process():
+    now = [0.0]
+    repeats = RepeatFilter(window=60, clock=lambda: now[0])
+    for n in range(1_001):
+        repeats.filter(_record("%s", f"line {chr(65 + n % 26)}{'x' * (n // 26)}"))
+    now[0] = 120.0
+    assert repeats.filter(_record("%s", "a new line"))
+    assert len(repeats._lines) == 1
