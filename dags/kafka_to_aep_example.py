@@ -14,12 +14,23 @@ Connections: ``kafka_default`` (type ``kafka``; extra = confluent-kafka config w
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param
 
+from aep_provider.assets.aep import create_asset
 from aep_provider.operators.kafka_to_aep import KafkaToAEPOperator
+
+# The AEP dataset the sample events name (scripts/sample_events.py). `make run` passes the AEP_*
+# variables it was started with, so against real AEP this is your dataset, org and sandbox.
+DATASET_ID = os.environ.get("AEP_DATASET_ID") or "aep-provider-example-dataset"
+AEP_DATASET = create_asset(
+    ims_org_id=os.environ.get("AEP_IMS_ORG_ID") or "0123456789ABCDEF01234567@AdobeOrg",  # the emulator's org
+    sandbox=os.environ.get("AEP_SANDBOX_NAME") or "prod",
+    dataset_id=DATASET_ID,
+)
 
 DOC = """
 ### Kafka → Adobe Experience Platform
@@ -27,7 +38,9 @@ DOC = """
 Every 5 minutes this DAG drains Kafka topic `aep.events` into an AEP streaming inlet
 (connection `aep_default`). Rejected records go to `aep.events.dlq` with the reason in their headers.
 The task's XCom `return_value` (or `summary` for a failed run) says what moved, what was
-rejected and why, and how far the group is behind the topic.
+rejected and why, and how far the group is behind the topic. Each successful run also records an
+event with those counts on the AEP dataset's asset (Assets in the menu), and the task's
+"AEP dataset" link opens the dataset in AEP.
 
 **Re-send a past interval**
 - *Backfill* (DAG page → Trigger → Backfill, or `airflow backfill create`): each backfill run
@@ -82,6 +95,10 @@ with DAG(
         dlq_topic="{{ params.dlq_topic }}",
         kafka_config_id="kafka_default",
         aep_conn_id="aep_default",
+        # Names the dataset in lineage, metrics' asset events and the "AEP dataset" link; the
+        # outlet puts each run's counts on the dataset's page under Assets.
+        dataset_id=DATASET_ID,
+        outlets=[AEP_DATASET],
         max_batch_records=500,
         max_in_flight=4,
         # Leave a minute of the 5-minute interval for settling, committing and the next run's start.

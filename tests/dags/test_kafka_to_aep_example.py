@@ -34,6 +34,13 @@ def test_example_dag_shape():
     assert task.max_run_seconds < 300
     assert dag.params["replay_start"] is None and dag.params["replay_scope"] == "handed_over"
     assert "Re-send a past interval" in dag.doc_md
+    # Monitoring shows on the shipped stack: the dataset the sample events name, as an aep:// outlet.
+    from scripts.sample_events import DEFAULT_DATASET_ID, EMULATOR_IMS_ORG_ID
+
+    assert task.dataset_id == DEFAULT_DATASET_ID
+    assert [o.uri for o in task.outlets] == [
+        f"aep://{EMULATOR_IMS_ORG_ID.split('@')[0]}/prod/datasets/{DEFAULT_DATASET_ID}"
+    ]
 
 
 @pytest.mark.integration
