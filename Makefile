@@ -2,7 +2,9 @@
 #   make install   .venv with the provider (editable) and test tools, versions pinned by constraints.txt
 #   make test      install + Kafka jars + the whole test suite
 #   make run       the local stack: Kafka, AEP emulator, Airflow (stop with `make stop`)
-#   make stop      stop the local stack
+#   make stop      stop the local stack (Kafka's data is kept for the next `make run`)
+#   make wipe-kafka   delete the local stack's Kafka data (topics, records, committed offsets)
+#   scripts/local airflow ...   the Airflow CLI (or aep-emulator, ...) against the local stack
 #   make lock      re-pin constraints.txt after changing dependencies in pyproject.toml
 #   make lint      ruff check, ruff format --check, mypy, docs tables (tools pinned here, installed into .venv on first use)
 #   make bench     limit vs peer vs ours on one topic (BENCH_ARGS="--events 800000 --write BENCHMARKS.md")
@@ -16,7 +18,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: install test run stop status lock kafka-jars kafka clean bench lint
+.PHONY: install test run stop status lock kafka-jars kafka clean bench lint wipe-kafka
 
 install: $(STAMP)
 
@@ -66,6 +68,9 @@ run: kafka-jars
 
 stop:
 	@if [ -x $(PY) ]; then $(PY) -m scripts.devstack stop; else echo "nothing to stop (no $(VENV))"; fi
+
+wipe-kafka:
+	@if [ -x $(PY) ]; then $(PY) -m scripts.devstack wipe-kafka; else rm -rf .local/kafka; fi
 
 status: $(STAMP)
 	@$(PY) -m scripts.devstack status
