@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 KAFKA_VERSION = "4.1.1"  # keep in step with <kafka.version> in scripts/kafka/pom.xml
 MIN_JAVA = 17
@@ -624,6 +625,33 @@ class KafkaBroker:
                 f"Kafka at {self.bootstrap} was not ready within {self.ready_timeout:g}s: it lists itself but "
                 f"could not store a record ({delivered[0] if delivered else 'no answer'}); see {self.broker_log}"
             )
+        self._wait_group_coordinator(admin, deadline)
+
+    def _wait_group_coordinator(self, admin: Any, deadline: float) -> None:
+        """
+        Wait until the group coordinator answers: right after a start it loads ``__consumer_offsets``
+        and answers "Coordinator load in progress" (for ~0.2 s here), which the first offset read of a
+        drain or a lag sensor would otherwise meet.
+        """
+        from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException
+
+        loading = {
+            KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+            KafkaError.COORDINATOR_NOT_AVAILABLE,
+            KafkaError.NOT_COORDINATOR,
+        }
+        while True:
+            try:
+                answer = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(READY_TOPIC)])
+                answer[READY_TOPIC].result(timeout=max(0.1, deadline - time.monotonic()))
+                return
+            except KafkaException as err:
+                if err.args[0].code() not in loading or time.monotonic() > deadline:
+                    raise KafkaLocalError(
+                        f"Kafka at {self.bootstrap} was not ready within {self.ready_timeout:g}s: its group "
+                        f"coordinator does not answer ({err.args[0].str()}); see {self.broker_log}"
+                    ) from None
+            time.sleep(0.1)
 
     def halt(self, timeout: float = STOP_TIMEOUT) -> None:
         """Stop the broker process but keep its data dir and ports, for :meth:`resume` (fault tests)."""

@@ -197,14 +197,22 @@ class DrainEngine:
             check_dead_letter_topic(
                 self.consumer_conf, self.config.dlq_topic, self.topics, timeout=self.config.kafka_timeout_seconds
             )
-        log.info(
-            "Draining %s from bootstrap.servers=%s group.id=%s: %d partition(s), %d record offset(s) up to the snapshot end",
-            ", ".join(self.topics),
-            self._bootstrap,
-            self.consumer_conf.get("group.id"),
-            len(state.snapshot),
-            sum(m.high - m.low for m in state.snapshot.values()),
-        )
+        # What the run reads is only known once the group assigns partitions: the "Assigned" line counts it.
+        if self._joins_group:
+            log.info(
+                "Draining %s from bootstrap.servers=%s group.id=%s: %d partition(s), end offsets snapshotted",
+                ", ".join(self.topics),
+                self._bootstrap,
+                self.consumer_conf.get("group.id"),
+                len(state.snapshot),
+            )
+        else:
+            log.info(
+                "Replaying %s from bootstrap.servers=%s: %d partition(s), read with assign() (no group joined, nothing committed)",
+                ", ".join(self.topics),
+                self._bootstrap,
+                len(state.snapshot),
+            )
 
     def _stages(self, consumer: Consumer, state: RunState, commits: OffsetCommits, pool: ThreadPoolExecutor) -> _Stages:
         settler = Settler(state, self.config.on_reject)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
+import re
 import threading
 import time
 import uuid
@@ -159,13 +161,20 @@ def test_provider_info_registers_sensor_and_trigger():
     assert info["triggers"][0]["python-modules"] == ["aep_provider.triggers.kafka_lag"]
 
 
-def test_sensor_poke_mode(kafka_bootstrap, make_topic, kafka_conn_id):
+def test_sensor_poke_mode(kafka_bootstrap, make_topic, kafka_conn_id, caplog, capfd):
     topic = make_topic()
     sensor = KafkaLagSensor(task_id="lag", topics=topic, kafka_config_id=kafka_conn_id, min_lag="2")
-    assert not sensor.poke({}).is_done
-    produce(kafka_bootstrap, topic, 1, 2)
-    result = sensor.poke({})
+    with caplog.at_level(logging.INFO):
+        assert not sensor.poke({}).is_done
+        produce(kafka_bootstrap, topic, 1, 2)
+        result = sensor.poke({})
     assert result.is_done and result.xcom_value["lag"] == 2
+    # Each check's line says whether the condition is met (Airflow's task logger may print instead of propagating).
+    text = caplog.text + "".join(capfd.readouterr())
+    assert re.findall(rf"lag on {topic}: \d+ \({topic}=\d+\); ([^\n]*: \w+)", text) == [
+        "below 2: waiting",
+        "at least 2: done",
+    ]
     assert committed(kafka_bootstrap, _group_of(kafka_conn_id), topic, 1) == {0: -1001}
 
 
