@@ -181,7 +181,8 @@ class Fault:
 
     :param status: answer this HTTP status with the body AEP/IMS gives for it.
     :param count: how many matching requests it affects; ``None`` = until :meth:`reset`.
-    :param endpoint: ``"batch"``, ``"single"``, ``"token"`` or ``"any"``.
+    :param endpoint: ``"batch"`` (default: the requests a drain makes; a token request never uses
+        up a fault meant for them), ``"single"``, ``"token"`` or ``"any"``.
     :param retry_after: seconds for a ``Retry-After`` header.
     :param drop_connection: read the request, then close the connection without answering.
     :param delay_seconds: wait this long before answering.
@@ -194,7 +195,7 @@ class Fault:
 
     status: int | None = None
     count: int | None = 1
-    endpoint: str = "any"
+    endpoint: str = "batch"
     retry_after: float | None = None
     drop_connection: bool = False
     delay_seconds: float = 0.0

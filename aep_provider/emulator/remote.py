@@ -34,8 +34,13 @@ class RemoteEmulator:
         return self._call("GET", "health")
 
     def accepted(self, inlet_id: str | None = None) -> list[dict[str, Any]]:
-        params = {"inlet": inlet_id} if inlet_id is not None else None
-        return self._call("GET", "accepted", params=params)["messages"]
+        return [entry["message"] for entry in self.received(inlet_id)]
+
+    def received(
+        self, inlet_id: str | None = None, since_ms: int | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        params = {"inlet": inlet_id, "since": since_ms, "limit": limit}
+        return self._call("GET", "accepted", params={k: v for k, v in params.items() if v is not None})["messages"]
 
     def stats(self) -> dict[str, Any]:
         return self._call("GET", "stats")

@@ -498,8 +498,13 @@ class _Handler(BaseHTTPRequestHandler):
         elif route == ("GET", "stats"):
             self._send(200, state.stats())
         elif route == ("GET", "accepted"):
-            messages = state.accepted(params.get("inlet"))
-            self._send(200, {"count": len(messages), "messages": messages})
+            try:
+                since, limit = (_whole_number(params, name) for name in ("since", "limit"))
+            except ValueError as err:
+                self._send(400, {"error": str(err)})
+                return
+            messages, total = state.received(params.get("inlet"), since, limit)
+            self._send(200, {"count": len(messages), "total": total, "messages": messages})
         elif route == ("GET", "faults"):
             self._send(200, {"faults": state.faults()})
         elif route == ("POST", "faults"):
@@ -524,6 +529,16 @@ class _Handler(BaseHTTPRequestHandler):
         for fault in faults:
             self.server.state.inject(fault)
         self._send(201, {"injected": len(faults)})
+
+
+def _whole_number(params: dict[str, str], name: str) -> int | None:
+    """A query parameter that must be a whole number >= 0 (``since`` in epoch ms, ``limit``), or None."""
+    value = params.get(name)
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+    return int(value)
 
 
 def _message_rejecter(fault: Fault | None):  # noqa: ANN202
@@ -638,6 +653,12 @@ class AEPEmulator:
     def accepted(self, inlet_id: str | None = None) -> list[dict[str, Any]]:
         """Every accepted message (``header.imsOrgId`` filled in), in arrival order."""
         return self._state.accepted(inlet_id)
+
+    def received(
+        self, inlet_id: str | None = None, since_ms: int | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Accepted messages with when they arrived: ``{"inletId", "receivedTimeMs", "message"}`` (see ``GET /emulator/accepted``)."""
+        return self._state.received(inlet_id, since_ms, limit)[0]
 
     def stats(self) -> dict[str, Any]:
         """Counters: ``requests[endpoint][str(status)]``, ``messages_accepted``, ``tokens_issued``, ..."""

@@ -280,6 +280,27 @@ class EmulatorState:
                 messages.extend(entry.decode())
         return messages
 
+    def received(
+        self, inlet_id: str | None = None, since_ms: int | None = None, limit: int | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """
+        Accepted messages as ``{"inletId", "receivedTimeMs", "message"}``, in arrival order: those
+        received at or after ``since_ms``, the last ``limit`` of them; and how many there are in all.
+        """
+        with self._lock:
+            entries = [e for e in self._accepted if inlet_id is None or e.inlet_id == inlet_id]
+        total = sum(len(e.indexes) if e.indexes is not None else 1 for e in entries)
+        picked: list[dict[str, Any]] = []
+        for entry in reversed(entries):  # newest first, so a limit decodes only what it shows
+            if (since_ms is not None and entry.received_ms < since_ms) or (limit is not None and len(picked) >= limit):
+                break
+            wrapped = [
+                {"inletId": entry.inlet_id, "receivedTimeMs": entry.received_ms, "message": m} for m in entry.decode()
+            ]
+            picked.extend(reversed(wrapped))
+        picked = picked[:limit] if limit is not None else picked
+        return picked[::-1], total
+
     def stats(self) -> dict[str, Any]:
         with self._lock:
             requests = {ep: dict(by_status) for ep, by_status in self._requests.items()}
