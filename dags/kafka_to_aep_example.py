@@ -8,8 +8,9 @@ Connections: ``kafka_default`` (type ``kafka``; extra = confluent-kafka config w
   committed yet, up to the end offsets snapshotted at the run's start, and commit only what AEP
   acknowledged. Each stops by itself before the next interval begins (``max_run_seconds``).
 - Backfill runs *replay*: they send the records stamped inside their data interval again,
-  without joining the consumer group or committing. A manual run whose params set
-  ``replay_start`` and ``replay_end`` replays that interval the same way.
+  without joining the consumer group or committing. A manual run whose data interval was set in
+  the Trigger form (Data Interval → Specify Manually), or whose conf sets ``replay_start`` and
+  ``replay_end``, replays that interval the same way.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ event with those counts on the AEP dataset's asset (Assets in the menu), and the
 **Re-send a past interval**
 - *Backfill* (DAG page → Trigger → Backfill, or `airflow backfill create`): each backfill run
   replays its own 5-minute interval. Set "Reprocess behaviour" to "All Runs" for intervals that already have runs.
-- *Manual replay* (Trigger with `replay_start` and `replay_end`): one run replays that interval.
+- *Manual replay*: Trigger → Data Interval → **Specify Manually**, set start and end (keep the
+  logical date: Airflow ignores a data interval without one). That one run replays the interval.
+  From the REST API or CLI, a run conf with `replay_start` and `replay_end` does the same.
 
 A replay sends the records whose Kafka timestamps fall in the interval, reads with `assign()`
 (it never joins the consumer group) and commits nothing. By default (`replay_scope=handed_over`)
@@ -69,22 +72,15 @@ with DAG(
     params={
         "topic": Param("aep.events", type="string", description="Kafka topic to drain"),
         "dlq_topic": Param("aep.events.dlq", type="string", description="Dead-letter topic for rejected records"),
-        "replay_start": Param(
-            None,
-            type=["null", "string"],
-            format="date-time",
-            description="Manual replay: start of the interval to send again (leave empty to drain)",
-        ),
-        "replay_end": Param(
-            None,
-            type=["null", "string"],
-            format="date-time",
-            description="Manual replay: end of the interval (exclusive)",
-        ),
+        # A manual replay's interval is the Trigger form's own "Data Interval → Specify Manually",
+        # which Airflow refuses half filled; two params here would let a half interval through.
         "replay_scope": Param(
             "handed_over",
             enum=["handed_over", "all"],
-            description="Replays: handed_over re-sends only what the live drain delivered; all sends the whole interval",
+            description=(
+                "Replays (a data interval set by hand, backfill runs): handed_over re-sends only what the "
+                "live drain delivered; all sends the whole interval"
+            ),
         ),
     },
     tags=["kafka", "aep", "example"],
