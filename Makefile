@@ -63,8 +63,10 @@ lint: $(LINT_STAMP)
 bench: kafka-jars
 	$(PY) -m bench.compare $(BENCH_ARGS)
 
+# RUN_ARGS: devstack start options, e.g. RUN_ARGS='--api-port 8081 --rate 0'
+RUN_ARGS ?=
 run: kafka-jars
-	$(PY) -m scripts.devstack start
+	$(PY) -m scripts.devstack start $(RUN_ARGS)
 
 stop:
 	@if [ -x $(PY) ]; then $(PY) -m scripts.devstack stop; else echo "nothing to stop (no $(VENV))"; fi

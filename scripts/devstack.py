@@ -13,6 +13,7 @@ Everything lives under ``.local/`` (git-ignored): ``kafka/`` (broker; its data s
 
 Environment:
 
+- ``DEVSTACK_STATE_DIR``: the state directory (default ``.local``), as ``--state-dir``.
 - ``KAFKA_BOOTSTRAP_SERVERS``: use that Kafka instead of starting one.
 - ``AEP_CLIENT_ID``, ``AEP_CLIENT_SECRET``, ``AEP_IMS_ORG_ID``, ``AEP_INLET_ID`` (and optionally
   ``AEP_INLET_URL``, ``AEP_SANDBOX_NAME``, ``AEP_IMS_URL``, ``AEP_SCHEMA_ID``, ``AEP_DATASET_ID``):
@@ -42,6 +43,7 @@ from scripts.kafka_local import KafkaLocalError, check_port_free, pid_alive, tai
 
 REPO_ROOT = kafka_local.REPO_ROOT
 DEFAULT_STATE_DIR = REPO_ROOT / ".local"
+STATE_DIR_ENV = "DEVSTACK_STATE_DIR"
 DAGS_FOLDER = REPO_ROOT / "dags"
 DAG_ID = "kafka_to_aep_example"
 TOPIC = "aep.events"
@@ -505,7 +507,12 @@ class DevStack:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.devstack", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="default .local")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR),
+        help=f"where the stack keeps its files (default ${STATE_DIR_ENV}, else .local)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     start = sub.add_parser("start", help="start Kafka, the emulator, Airflow and the sample producer")
     start.add_argument("--kafka-port", type=int, default=9092)
