@@ -51,6 +51,8 @@ DLQ_TOPIC = "aep.events.dlq"
 TOPIC_PARTITIONS = 6
 KAFKA_GROUP_ID = "aep-provider-example"
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
+#: Seconds an Airflow process of the stack waits for SQLite's write lock before "database is locked".
+SQLITE_BUSY_TIMEOUT = 60.0
 
 EMULATOR_DEFAULTS = {  # aep_provider.emulator's defaults (kept literal: no import of the package here)
     "client_id": "aep-emulator-client",
@@ -219,6 +221,9 @@ class DevStack:
             PYTHONUNBUFFERED="1",
             # The connection form's Test button (and POST /api/v2/connections/test); Airflow 3 ships it disabled.
             AIRFLOW__CORE__TEST_CONNECTION="Enabled",
+            # SQLite lets one writer in at a time; with the default 5 s busy timeout a CLI command or
+            # a trigger from the UI met "database is locked" while a busy scheduler or task wrote.
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{self.airflow_home / 'airflow.db'}?timeout={SQLITE_BUSY_TIMEOUT:g}",
             # standalone starts its components as `airflow ...` found on PATH
             PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)]),
         )

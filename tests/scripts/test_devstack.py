@@ -22,6 +22,7 @@ from scripts.devstack import (
     real_aep_from_env,
 )
 from scripts.sample_events import DEFAULT_DATASET_ID, DEFAULT_SCHEMA_ID, EMULATOR_IMS_ORG_ID, sample_event
+from tests.docs_commands import documented
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REAL = {
@@ -113,6 +114,10 @@ def test_airflow_env_targets_the_chosen_port_and_drops_shadowing_connections(tmp
     assert not set(SHADOWING_ENV) & set(airflow_env)
     assert airflow_env["KEEP_ME"] == "1"
     assert airflow_env["AIRFLOW__CORE__TEST_CONNECTION"] == "Enabled"
+    assert (
+        airflow_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        == f"sqlite:///{tmp_path / 'airflow' / 'airflow.db'}?timeout=60"
+    )
 
 
 def test_a_sandbox_other_than_the_default_is_stored():
@@ -152,8 +157,9 @@ def test_exec_refuses_the_airflow_cli_before_the_stack_ever_ran(tmp_path):
 
 
 def test_the_scripts_local_wrapper_runs_from_any_directory(tmp_path):
+    command = documented("docs/local-stack.md", "scripts/local aep-emulator")  # "scripts/local aep-emulator --help"
     proc = subprocess.run(
-        [str(REPO_ROOT / "scripts" / "local"), "aep-emulator", "--help"],
+        [str(REPO_ROOT / "scripts" / "local"), *command.split()[1:]],
         cwd=tmp_path, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -162,7 +168,13 @@ def test_the_scripts_local_wrapper_runs_from_any_directory(tmp_path):
 
 def test_wipe_kafka_deletes_the_data_only_when_the_broker_is_stopped(tmp_path):
     (tmp_path / "kafka" / "kraft").mkdir(parents=True)
-    proc = _devstack_cli(tmp_path, "wipe-kafka")
+    environ = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"} | {
+        "DEVSTACK_STATE_DIR": str(tmp_path)
+    }
+    proc = subprocess.run(
+        documented("docs/local-stack.md", "make wipe-kafka").split(),
+        cwd=REPO_ROOT, env=environ, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
     assert proc.returncode == 0 and "topics, records, committed offsets" in proc.stdout, proc.stderr
     assert not (tmp_path / "kafka").exists()
     assert "nothing to wipe" in _devstack_cli(tmp_path, "wipe-kafka").stdout
@@ -211,3 +223,37 @@ def test_sample_events_cli_produces_the_requested_count(kafka_bootstrap, make_to
     finally:
         consumer.close()
     assert high - low == 7
+
+
+@pytest.mark.integration
+def test_the_stacks_kafka_keeps_its_topics_and_records_across_stop_and_start(tmp_path):
+    """What `make stop` then `make run` do to Kafka (the broker part of DevStack.start/stop)."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    from scripts.kafka_local import free_port
+
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    stack = DevStack(state_dir=tmp_path, kafka_port=free_port(), env=env, timeout=120)
+
+    def start() -> str:
+        state: dict = {}
+        stack._save(state)
+        bootstrap = stack._start_kafka(state)
+        stack._create_topics(bootstrap)
+        return bootstrap
+
+    try:
+        bootstrap = start()
+        producer = Producer({"bootstrap.servers": bootstrap, "log_level": 0})  # it outlives the broker's stop
+        producer.produce("aep.events", b"kept", partition=3)
+        assert producer.flush(30) == 0
+        stack.stop(quiet=True)
+        bootstrap = start()
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "count"})
+        try:
+            assert consumer.get_watermark_offsets(TopicPartition("aep.events", 3), timeout=30) == (0, 1)
+        finally:
+            consumer.close()
+    finally:
+        stack.stop(quiet=True)
+    assert not stack.running()
