@@ -221,8 +221,8 @@ class DevStack:
             PYTHONUNBUFFERED="1",
             # The connection form's Test button (and POST /api/v2/connections/test); Airflow 3 ships it disabled.
             AIRFLOW__CORE__TEST_CONNECTION="Enabled",
-            # SQLite lets one writer in at a time; with the default 5 s busy timeout a CLI command or
-            # a trigger from the UI met "database is locked" while a busy scheduler or task wrote.
+            # SQLite lets one writer in at a time; with the default 5 s busy timeout a trigger over the
+            # REST API met "database is locked" while a task started (a lock deadlock still fails at once).
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{self.airflow_home / 'airflow.db'}?timeout={SQLITE_BUSY_TIMEOUT:g}",
             # standalone starts its components as `airflow ...` found on PATH
             PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)]),
