@@ -210,6 +210,8 @@ class RunSummary:
     rejection_samples: list[RejectionSample] = field(default_factory=list)
     #: the consumer group whose offsets the run read and committed (None for a replay).
     group_id: str | None = None
+    #: where rejected records went (None: no dead-letter topic).
+    dlq_topic: str | None = None
 
     def __post_init__(self) -> None:
         # Each inlet request's duration; kept out of the dataclass fields (and so out of

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.orm import Session
 
 from aep_provider.history import records
@@ -44,7 +44,7 @@ def record_dag_run(session: Session, dag_id: str, run_id: str) -> int:
     Store the run summaries the task instances of one DAG run left (one row per task-instance
     try; storing the same try again replaces it). Returns how many were stored.
 
-    Runs inside the caller's transaction, in a savepoint: a failure here never undoes the caller's work.
+    Runs inside the caller's transaction (the scheduler's, when its listener calls it): see :func:`_write`.
     """
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
@@ -63,49 +63,60 @@ def record_dag_run(session: Session, dag_id: str, run_id: str) -> int:
             TaskInstance.end_date,
         ).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
     ).all()
-    stored = 0
-    with session.begin_nested():
-        for ti in tis:
-            summary = summaries.get((ti.task_id, ti.map_index))
-            if summary is None:
-                continue
-            key = {
-                "dag_id": dag_id,
-                "task_id": ti.task_id,
-                "run_id": run_id,
-                "map_index": ti.map_index,
-                "try_number": ti.try_number,
-            }
-            row = {
-                **key,
-                **records.delivery_row(summary),
-                "run_type": str(getattr(run_type, "value", run_type) or "") or None,
-                "state": str(getattr(ti.state, "value", ti.state) or "") or None,
-                "start_date": ti.start_date,
-                "end_date": ti.end_date,
-            }
-            _replace(session, key, row, summary)
-            stored += 1
-    return stored
+    items = []
+    for ti in tis:
+        summary = summaries.get((ti.task_id, ti.map_index))
+        if summary is None:
+            continue
+        key = {
+            "dag_id": dag_id,
+            "task_id": ti.task_id,
+            "run_id": run_id,
+            "map_index": ti.map_index,
+            "try_number": ti.try_number,
+        }
+        row = {
+            **key,
+            **records.delivery_row(summary),
+            "run_type": str(getattr(run_type, "value", run_type) or "")[:50] or None,
+            "state": str(getattr(ti.state, "value", ti.state) or "")[:20] or None,
+            "start_date": ti.start_date,
+            "end_date": ti.end_date,
+        }
+        items.append((key, row, summary))
+    if items:
+        _write(session.connection(), items)
+    return len(items)
 
 
-def _replace(session: Session, key: dict[str, Any], row: dict[str, Any], summary: Any) -> None:
-    old = session.scalar(select(deliveries.c.id).where(*(deliveries.c[k] == v for k, v in key.items())))
-    if old is not None:
-        for table in CHILD_TABLES:
-            session.execute(delete(table).where(table.c.delivery_id == old))
-        session.execute(delete(deliveries).where(deliveries.c.id == old))
-    result: Any = session.execute(insert(deliveries).values(**row))
-    delivery_id = result.inserted_primary_key[0]
-    for table, rows in (
-        (ranges, records.range_rows(summary)),
-        (marks, records.mark_rows(summary)),
-        (reasons, records.reason_rows(summary)),
-    ):
-        _insert_all(session, table, delivery_id, rows)
+def _write(conn: Connection, items: list[tuple[dict[str, Any], dict[str, Any], Any]]) -> None:
+    """
+    Replace the rows of these tries, in a savepoint of the caller's transaction.
+
+    Everything is read before (the ORM's autoflush of the caller's pending changes happens
+    there, outside the savepoint), and only Core statements on the provider's tables run inside:
+    a failure rolls back exactly these rows. A connection-level savepoint, because the
+    scheduler forbids any Session-level commit while it holds its locks (and a Session
+    savepoint's release counts as one).
+    """
+    with conn.begin_nested():
+        for key, row, summary in items:
+            old = conn.scalar(select(deliveries.c.id).where(*(deliveries.c[k] == v for k, v in key.items())))
+            if old is not None:
+                for table in CHILD_TABLES:
+                    conn.execute(delete(table).where(table.c.delivery_id == old))
+                conn.execute(delete(deliveries).where(deliveries.c.id == old))
+            inserted: Any = conn.execute(insert(deliveries).values(**row))
+            delivery_id = inserted.inserted_primary_key[0]
+            for table, rows in (
+                (ranges, records.range_rows(summary)),
+                (marks, records.mark_rows(summary)),
+                (reasons, records.reason_rows(summary)),
+            ):
+                _insert_all(conn, table, delivery_id, rows)
 
 
-def _insert_all(session: Session, table: Any, delivery_id: int, rows: Iterable[dict[str, Any]]) -> None:
+def _insert_all(conn: Connection, table: Any, delivery_id: int, rows: Iterable[dict[str, Any]]) -> None:
     values = [{**r, "delivery_id": delivery_id} for r in rows]
     if values:
-        session.execute(insert(table), values)
+        conn.execute(insert(table), values)

@@ -31,7 +31,7 @@ def _int(value: Any) -> int | None:
 def delivery_row(summary: Mapping[str, Any]) -> dict[str, Any]:
     """The counts of one run (the ``aep_delivery`` columns a summary fills)."""
     return {
-        "mode": str(summary.get("mode") or "drain"),
+        "mode": str(summary.get("mode") or "drain")[:16],
         "group_id": summary.get("group_id"),
         "dlq_topic": summary.get("dlq_topic"),
         "delivered": _int(summary.get("delivered")) or 0,

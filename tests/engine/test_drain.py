@@ -241,7 +241,7 @@ def test_poison_records_go_to_the_dlq_with_reasons_and_the_run_goes_on(
         [5, 6, "dead_lettered", "over 1 MB"],
         [6, 7, "skipped", "tombstone"],
     ]
-    assert summary.group_id == conf["group.id"]
+    assert (summary.group_id, summary.dlq_topic) == (conf["group.id"], dlq)
     reader = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": "r", "auto.offset.reset": "earliest"})
     reader.assign([TopicPartition(dlq, 0, 0)])
     dead = []
