@@ -16,7 +16,8 @@ Each port also comes from the environment (``CLUSTER_API_PORT``, ``CLUSTER_KAFKA
 ``CLUSTER_EMULATOR_PORT``, ``CLUSTER_POSTGRES_PORT``, ``CLUSTER_REDIS_PORT``); the defaults differ
 from ``make run``'s, so both can run at once. ``KAFKA_BOOTSTRAP_SERVERS`` and the ``AEP_*``
 variables work as for ``make run``. Everything lives under ``.local/cluster/``: ``postgres/``
-(the database cluster, initialised on first start and kept), ``airflow/`` (AIRFLOW_HOME),
+(the database cluster, initialised on first start and kept; run as root from a directory other
+users cannot enter, it lives in the system temp dir instead), ``airflow/`` (AIRFLOW_HOME),
 ``logs/<component>.log`` and ``cluster.json``.
 
 PostgreSQL needs the server binaries (Debian's ``postgresql``: ``initdb`` and ``postgres`` in
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import pwd
@@ -37,8 +39,10 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +88,15 @@ def find_server_binary(name: str) -> str:
     raise DevStackError(f"{name} not found: install Debian's {package} package (apt-get install {package})")
 
 
+def _enterable_by_others(path: Path) -> bool:
+    """Whether another user can reach ``path`` (every existing directory on the way is o+x)."""
+    for directory in (path, *path.parents):
+        with contextlib.suppress(FileNotFoundError):
+            if not directory.stat().st_mode & stat.S_IXOTH:
+                return False
+    return True
+
+
 def _as_db_user(cmd: list[str]) -> list[str]:
     """Run ``cmd`` as the ``postgres`` user when we are root (PostgreSQL will not run as root)."""
     if os.geteuid() != 0:
@@ -107,6 +120,7 @@ class ClusterStack(DevStack):
     :param workers: Celery workers to start.
     :param worker_concurrency: task slots of each worker.
     :param heartbeat_timeout: seconds without a task heartbeat before the scheduler fails the task.
+    :param dag_refresh_seconds: how often the DAG processor looks for new DAG files (Airflow's default 300).
     """
 
     COMPONENTS = ("producer", "workers", "triggerer", "dag-processor", "scheduler", "api-server", "emulator",
@@ -122,6 +136,7 @@ class ClusterStack(DevStack):
     workers: int = 2
     worker_concurrency: int = 2
     heartbeat_timeout: int = HEARTBEAT_TIMEOUT_SECONDS
+    dag_refresh_seconds: int = 30
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -131,7 +146,14 @@ class ClusterStack(DevStack):
     # -- paths -----------------------------------------------------------------------------------
     @property
     def postgres_dir(self) -> Path:
-        return self.state_dir / "postgres"
+        """The database cluster's directory: ``postgres/`` in the state dir, unless run as root from a
+        directory the ``postgres`` user cannot enter (a 0700 home or temp dir): then one in the system
+        temp dir named after the state dir, kept across restarts like the other."""
+        inside = self.state_dir / "postgres"
+        if os.geteuid() != 0 or _enterable_by_others(self.state_dir):
+            return inside
+        digest = hashlib.sha1(str(self.state_dir).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"aep-provider-cluster-postgres-{digest}"
 
     @property
     def database_url(self) -> str:
@@ -173,6 +195,7 @@ class ClusterStack(DevStack):
             AIRFLOW__API__SECRET_KEY=secrets["secret_key"],
             AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT=str(self.heartbeat_timeout),
             AIRFLOW__CORE__HOSTNAME_CALLABLE="scripts.cluster.worker_hostname",
+            AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=str(self.dag_refresh_seconds),
             AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(self._trigger_log_port),
             # The hostname callable lives in this repository's scripts package.
             PYTHONPATH=os.pathsep.join(
