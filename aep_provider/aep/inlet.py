@@ -17,7 +17,14 @@ from aep_provider.aep.ims import NoAuth, TokenProvider
 from aep_provider.aep.ratelimit import RateLimiter
 from aep_provider.aep.results import MAX_REQUEST_BYTES, BatchResult, MessageResult, Outcome, batch_body_size
 from aep_provider.aep.retry import Action, Answer, Deadline, RetryDriver, RetryPolicy
-from aep_provider.aep.transport import DEFAULT_TIMEOUT, build_session, exchange, normalize_base_url, safe_url
+from aep_provider.aep.transport import (
+    DEFAULT_TIMEOUT,
+    build_session,
+    exchange,
+    identity_headers,
+    normalize_base_url,
+    safe_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +144,11 @@ class InletClient:
             f"InletClient(batch_url={self.batch_url!r}, auth={self.auth!r}, ims_org_id={self.ims_org_id!r}, "
             f"sandbox_name={self.sandbox_name!r})"
         )
+
+    @property
+    def session(self) -> requests.Session:
+        """The pooled HTTP session (shared with the Platform client of the same connection)."""
+        return self._session
 
     def close(self) -> None:
         """Close pooled connections."""
@@ -316,14 +328,11 @@ class InletClient:
 
     def _headers(self, token: str | None) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        if self.client_id:
-            headers["x-api-key"] = self.client_id
-        if self.ims_org_id:
-            headers["x-gw-ims-org-id"] = self.ims_org_id
-        if self.sandbox_name:
-            headers["x-sandbox-name"] = self.sandbox_name
+        headers.update(
+            identity_headers(
+                token, client_id=self.client_id, ims_org_id=self.ims_org_id, sandbox_name=self.sandbox_name
+            )
+        )
         if self.flow_id:
             headers["x-adobe-flow-id"] = self.flow_id
         return headers

@@ -168,6 +168,22 @@ def read_body(response: requests.Response, deadline: Deadline, *, chunk_size: in
     raw.release_conn()
 
 
+def identity_headers(
+    token: str | None, *, client_id: str | None, ims_org_id: str | None, sandbox_name: str | None
+) -> dict[str, str]:
+    """The headers naming who calls and where, on every inlet and Platform call (those that are set)."""
+    headers = {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if client_id:
+        headers["x-api-key"] = client_id
+    if ims_org_id:
+        headers["x-gw-ims-org-id"] = ims_org_id
+    if sandbox_name:
+        headers["x-sandbox-name"] = sandbox_name
+    return headers
+
+
 def problem_detail(response: requests.Response, secrets: Iterable[str | None] = ()) -> str:
     """A short reason from an AEP problem body (title + report.message, or message), secrets redacted."""
     try:

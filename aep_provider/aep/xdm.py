@@ -214,6 +214,10 @@ class XDMValidator:
         for error in self._validator.iter_errors(record):
             yield describe(error)
 
+    def errors(self, record: Any) -> Iterator[Any]:
+        """The library's errors for ``record`` (``kind``, ``instance_path``, ``schema_path``, ``instance``)."""
+        return iter(self._validator.iter_errors(record))
+
 
 def _first(items: Iterable[str], n: int) -> Iterator[str]:
     for i, item in enumerate(items):
