@@ -63,7 +63,12 @@ def _banner(emulator: AEPEmulator) -> str:
         lines.append(
             f"  inlet              : {url}/collection/batch/{inlet.inlet_id}  (sandbox {inlet.sandbox_name}, {auth})"
         )
-    lines.append(f"  control            : {url}/emulator/{{health,stats,accepted,faults,revoke-tokens,reset}}")
+    for dataset in config.datasets:
+        lines.append(f"  dataset            : {dataset.dataset_id}  (schema {dataset.schema_id})")
+    lines.append(
+        f"  Platform APIs      : GET {url}/data/foundation/{{catalog,schemaregistry,export}}/...  (platform_url)"
+    )
+    lines.append(f"  control            : {url}/emulator/{{health,stats,accepted,batches,faults,revoke-tokens,reset}}")
     if config.record_path:
         lines.append(f"  recording to       : {config.record_path}")
     return "\n".join(lines)
@@ -98,8 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGINT as ignored, and Python then installs no KeyboardInterrupt handler of its own.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop)
-    print(_banner(emulator), flush=True)
     try:
+        # Inside the try: a client may signal as soon as it has read the banner, while print() returns.
+        print(_banner(emulator), flush=True)
         emulator.serve_forever()
     except KeyboardInterrupt:
         pass
