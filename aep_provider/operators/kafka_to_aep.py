@@ -27,7 +27,7 @@ from aep_provider.engine.config import (
     validate_timeouts,
 )
 from aep_provider.engine.drain import DrainEngine
-from aep_provider.engine.errors import DrainError
+from aep_provider.engine.errors import DrainError, FailedInAEPError
 from aep_provider.engine.payload import make_shaper
 from aep_provider.engine.replay import DEFAULT_LATENESS_SECONDS, ReplayPlanner, parse_scope
 from aep_provider.engine.summary import RunSummary
@@ -35,6 +35,7 @@ from aep_provider.exceptions import AEPConfigurationError, task_error
 from aep_provider.hooks.aep import AEPStreamingHook
 from aep_provider.kafka.connection import kafka_connection_config
 from aep_provider.links.aep import AEPDatasetLink
+from aep_provider.operators.aep_checks import report_aep_failures, xdm_validators
 from aep_provider.operators.run_mode import replay_window, validate_mode
 
 if TYPE_CHECKING:
@@ -104,6 +105,11 @@ class KafkaToAEPOperator(BaseOperator):
         ``replay_scope`` overrides it. (templated)
     :param replay_lateness_seconds: how far past the interval's end, by timestamp, a replay keeps
         reading for records stamped inside it (producer timestamps are not monotonic).
+    :param validate_xdm: check each record against its XDM schema (read from the Schema Registry
+        once per run) before sending; an invalid one is rejected like any other. Applies to
+        ``payload="xdm"`` and to passthrough messages with ``header.schemaRef``; ``False`` sends as is.
+    :param fail_on_aep_failures: fail the task when AEP reports failed records not reported
+        before (``failed_in_aep``); by default they are reported (summary, metrics, a WARNING).
     """
 
     template_fields: Sequence[str] = (
@@ -160,6 +166,8 @@ class KafkaToAEPOperator(BaseOperator):
         replay_end: str | None = None,
         replay_scope: str = "handed_over",
         replay_lateness_seconds: float = DEFAULT_LATENESS_SECONDS,
+        validate_xdm: bool = True,
+        fail_on_aep_failures: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -199,6 +207,8 @@ class KafkaToAEPOperator(BaseOperator):
         self.replay_end = replay_end
         self.replay_scope = replay_scope
         self.replay_lateness_seconds = replay_lateness_seconds
+        self.validate_xdm = bool(validate_xdm)
+        self.fail_on_aep_failures = bool(fail_on_aep_failures)
         self.topics = topics
         self.kafka_config_id = kafka_config_id
         self.aep_conn_id = aep_conn_id
@@ -347,6 +357,13 @@ class KafkaToAEPOperator(BaseOperator):
             planner = ReplayPlanner(window, consumer_conf, timeout=config.kafka_timeout_seconds)
         hook = AEPStreamingHook(aep_conn_id=self.aep_conn_id, inlet_id=self.inlet_id or None)
         try:
+            schemas = xdm_validators(
+                hook,
+                payload=self.payload,
+                dataset_id=self.dataset_id,
+                schema_id=self.schema_id,
+                validate=self.validate_xdm,
+            )
             shaper = make_shaper(
                 self.payload,
                 schema_id=self.schema_id,
@@ -354,6 +371,7 @@ class KafkaToAEPOperator(BaseOperator):
                 ims_org_id=hook.ims_org_id if self.payload == "xdm" else None,
                 flow_id=self.flow_id,
                 source_name=self.source_name,
+                schemas=schemas,
             )
             self._engine = DrainEngine(
                 consumer_conf=consumer_conf,
@@ -363,7 +381,19 @@ class KafkaToAEPOperator(BaseOperator):
                 shaper=shaper,
                 planner=planner,
             )
-            return self._run_engine(self._engine).to_dict()
+            summary = self._run_engine(self._engine)
+            summary.xdm_validation = {"enabled": schemas is not None, "schemas": schemas.schemas() if schemas else []}
+            report = report_aep_failures(
+                hook, summary, dataset_id=self.dataset_id, context=context, dag_id=self.dag_id, task_id=self.task_id
+            )
+            if self.fail_on_aep_failures and report.failed_in_aep:
+                raise FailedInAEPError(
+                    f"AEP failed {report.failed_in_aep} record(s) it had accepted (failed batches of dataset "
+                    f"{self.dataset_id!r}, not reported before; by reason: {report.failed_in_aep_reasons()}). "
+                    "They were delivered and committed: fix the producer or the schema and re-send them "
+                    "(a replay), or set fail_on_aep_failures=False to only report them."
+                )
+            return summary.to_dict()
         finally:
             hook.close()
 
