@@ -104,7 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop)
     try:
-        # Inside the try: a client may signal as soon as it has read the banner, while print() returns.
+        # Inside the try: a signal can arrive while the banner is still being written (a caller
+        # that read the "control" line may stop the emulator at once).
         print(_banner(emulator), flush=True)
         emulator.serve_forever()
     except KeyboardInterrupt:
