@@ -203,23 +203,13 @@ class EmulatorConfig:
         data = dict(data)
         _reject_unknown(cls, data, "config")
         if "inlets" in data:
-            raw_inlets = data["inlets"]
-            if not isinstance(raw_inlets, list) or not all(isinstance(i, dict) for i in raw_inlets):
-                raise EmulatorConfigError("config 'inlets' must be a list of objects")
-            for raw in raw_inlets:
-                _reject_unknown(InletConfig, raw, "inlet")
-            data["inlets"] = tuple(InletConfig(**raw) for raw in raw_inlets)
+            data["inlets"] = _objects(data["inlets"], InletConfig, "inlets")
         if "schemas" in data:
             if not isinstance(data["schemas"], list):
                 raise EmulatorConfigError("config 'schemas' must be a list of resolved schema objects")
             data["schemas"] = tuple(data["schemas"])
         if "datasets" in data:
-            raw_datasets = data["datasets"]
-            if not isinstance(raw_datasets, list) or not all(isinstance(d, dict) for d in raw_datasets):
-                raise EmulatorConfigError("config 'datasets' must be a list of objects")
-            for raw in raw_datasets:
-                _reject_unknown(DatasetConfig, raw, "dataset")
-            data["datasets"] = tuple(DatasetConfig(**raw) for raw in raw_datasets)
+            data["datasets"] = _objects(data["datasets"], DatasetConfig, "datasets")
         if "required_scopes" in data:
             scopes = data["required_scopes"]
             if isinstance(scopes, str):
@@ -314,6 +304,15 @@ class Fault:
             return cls(**data)
         except TypeError as err:
             raise EmulatorConfigError(f"fault: {err}") from None
+
+
+def _objects(raw: Any, cls: Any, what: str) -> tuple[Any, ...]:
+    """A config list of objects (``inlets``, ``datasets``) as ``cls`` instances; unknown keys are errors."""
+    if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+        raise EmulatorConfigError(f"config '{what}' must be a list of objects")
+    for item in raw:
+        _reject_unknown(cls, item, what.rstrip("s"))
+    return tuple(cls(**item) for item in raw)
 
 
 def _reject_unknown(cls: type, data: dict[str, Any], what: str) -> None:

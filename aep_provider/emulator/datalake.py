@@ -33,7 +33,7 @@ class IngestBatch:
     batch_id: str
     dataset_id: str
     created_ms: int
-    records: list[dict[str, Any]]
+    records: list[Any]
     status: str = "processing"
     updated_ms: int = 0
     failed_rows: list[dict[str, Any]] = field(default_factory=list)
@@ -75,7 +75,7 @@ class DataLake:
         self.config = config
         self._validators = {str(s["$id"]): XDMValidator(s) for s in config.schemas}
         self._datasets = {d.dataset_id: d for d in config.datasets}
-        self._by_schema = {}
+        self._by_schema: dict[str, str] = {}
         for d in config.datasets:
             self._by_schema.setdefault(d.schema_id, d.dataset_id)
         self._lock = threading.Condition()
@@ -110,10 +110,11 @@ class DataLake:
 
     def ingest(self, messages: list[dict[str, Any]], received_ms: int) -> None:
         """Queue the accepted XDM messages of one request for validation, one batch per dataset."""
-        by_dataset: dict[str, list[dict[str, Any]]] = {}
+        by_dataset: dict[str, list[Any]] = {}
         for message in messages:
             header = message.get("header") or {}
-            dataset_id = header.get("datasetId") or self._by_schema.get((header.get("schemaRef") or {}).get("id"))
+            schema_id = str((header.get("schemaRef") or {}).get("id") or "")
+            dataset_id = header.get("datasetId") or self._by_schema.get(schema_id)
             if dataset_id in self._datasets:
                 by_dataset.setdefault(dataset_id, []).append((message.get("body") or {}).get("xdmEntity"))
         if not by_dataset:

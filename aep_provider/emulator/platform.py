@@ -43,8 +43,12 @@ def problem(status: int, title: str, message: str) -> dict[str, Any]:
     }
 
 
-def check_headers(headers: Mapping[str, str], config: EmulatorConfig, token_valid: Any) -> tuple[int, Any] | None:
-    """``(status, body)`` refusing a Platform call on its headers, or None: the API gateway's checks."""
+def check_headers(headers: Any, config: EmulatorConfig, token_valid: Any) -> tuple[int, Any] | None:
+    """
+    ``(status, body)`` refusing a Platform call on its headers, or None: the API gateway's checks.
+
+    :param headers: the request's headers (an ``http.client.HTTPMessage``: case-insensitive ``get``).
+    """
     scheme, _, token = headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip() or not token_valid(token.strip()):
         return 401, {"error_code": "401013", "message": "Oauth token is not valid"}
@@ -58,7 +62,7 @@ def check_headers(headers: Mapping[str, str], config: EmulatorConfig, token_vali
     return None
 
 
-def route(path: str, params: Mapping[str, str], headers: Mapping[str, str], lake: DataLake) -> tuple[int, Any]:
+def route(path: str, params: Mapping[str, str], headers: Any, lake: DataLake) -> tuple[int, Any]:
     """Answer ``GET path`` (headers already checked)."""
     if path.startswith(CATALOG_DATASETS):
         dataset_id = unquote(path[len(CATALOG_DATASETS) :])
@@ -102,7 +106,7 @@ def route(path: str, params: Mapping[str, str], headers: Mapping[str, str], lake
             if params["path"] != name or not rows:
                 return 404, problem(404, "Not Found", f"file {params['path']} not found in batch {batch_id}")
             return 200, "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows).encode()
-        files = [{"name": "_SUCCESS", "length": "0"}]
+        files: list[dict[str, Any]] = [{"name": "_SUCCESS", "length": "0"}]
         if rows:
             files.append({"name": name, "length": str(sum(len(json.dumps(r)) + 1 for r in rows))})
         for f in files:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 
@@ -25,6 +24,16 @@ def _produce(bootstrap: str, topic: str, start: int) -> None:
     produce_values(bootstrap, topic, values)
 
 
+def _dag(airflow_db: str, kafka_bootstrap: str, make_topic, kafka_conn: str, aep_conn: str, extra: str):
+    """A topic holding 5 valid events and the 7 invalid kinds, and a one-task DAG draining it without local validation."""
+    topic = make_topic(partitions=1)
+    _produce(kafka_bootstrap, topic, 0)
+    module = write_dag(
+        airflow_db, topic, kafka_conn, aep_conn, f"validate_xdm=False, dataset_id={EXAMPLE_DATASET_ID!r}, {extra}"
+    )
+    return topic, module
+
+
 def _summary(dag_run) -> dict:
     ti = dag_run.get_task_instance("drain")
     assert ti.state == "success", ti.state
@@ -34,15 +43,7 @@ def _summary(dag_run) -> dict:
 def test_with_validation_off_aep_failures_are_reported_once_across_runs(
     airflow_db, kafka_bootstrap, make_topic, make_kafka_conn, aep_conn_id, aep_emulator
 ):
-    topic = make_topic(partitions=1)
-    _produce(kafka_bootstrap, topic, 0)
-    module = write_dag(
-        airflow_db,
-        topic,
-        make_kafka_conn(group_id=f"g-{uuid.uuid4().hex[:10]}"),
-        aep_conn_id,
-        f"validate_xdm=False, dataset_id={EXAMPLE_DATASET_ID!r},",
-    )
+    topic, module = _dag(airflow_db, kafka_bootstrap, make_topic, make_kafka_conn(), aep_conn_id, "")
 
     first = _summary(module.dag.test())
     assert first["delivered"] == 12 and first["rejected"] == 0
@@ -85,14 +86,8 @@ def test_with_validation_off_aep_failures_are_reported_once_across_runs(
 def test_fail_on_aep_failures_fails_the_task_without_retries_and_keeps_the_summary(
     airflow_db, kafka_bootstrap, make_topic, make_kafka_conn, aep_conn_id, aep_emulator
 ):
-    topic = make_topic(partitions=1)
-    _produce(kafka_bootstrap, topic, 0)
-    module = write_dag(
-        airflow_db,
-        topic,
-        make_kafka_conn(),
-        aep_conn_id,
-        f"validate_xdm=False, dataset_id={EXAMPLE_DATASET_ID!r}, fail_on_aep_failures=True,",
+    _, module = _dag(
+        airflow_db, kafka_bootstrap, make_topic, make_kafka_conn(), aep_conn_id, "fail_on_aep_failures=True,"
     )
     first = module.dag.test()
     ti = first.get_task_instance("drain")
