@@ -3,7 +3,7 @@ Which compiled validator checks 1 KB XDM records cheapest: jsonschema-rs or fast
 
 Both compile the same rules (:func:`aep_provider.aep.xdm.aep_rules` of the emulator's example
 ExperienceEvent schema) and check the same records, the benchmark's own 1 KB events
-(``bench.drain_throughput.make_message``), in this one process; the figures are CPU µs per record
+(``bench.drain_throughput.make_message``, the record alone), in this one process; the figures are CPU µs per record
 (``time.process_time``), the best of ``--repeat`` rounds. For scale: decoding the record with
 orjson, which validation needs and the ``xdm`` payload already does.
 
@@ -31,14 +31,10 @@ EXAMPLE_SCHEMA = Path(__file__).resolve().parent.parent / "aep_provider/emulator
 
 
 def records(count: int, size: int) -> list[bytes]:
-    """``count`` XDM entities (``xdmEntity`` of the benchmark's messages), each about ``size`` bytes encoded."""
+    """``count`` XDM records (the benchmark's events without their envelope), each about ``size`` bytes encoded."""
     from bench.drain_throughput import make_message
 
-    out = []
-    for i in range(count):
-        message = orjson.loads(make_message(i, size))
-        out.append(orjson.dumps(message["body"]["xdmEntity"]))
-    return out
+    return [make_message(i, size, entity_only=True) for i in range(count)]
 
 
 def best_us(fn: Callable[[Any], Any], items: list[Any], repeat: int) -> float:
@@ -55,13 +51,11 @@ def best_us(fn: Callable[[Any], Any], items: list[Any], repeat: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.validators", description=__doc__.strip().split("\n\n")[0])
     parser.add_argument("--records", type=int, default=20_000)
-    parser.add_argument(
-        "--message-bytes", type=int, default=1000, help="size of the benchmark message the entity comes from"
-    )
+    parser.add_argument("--record-bytes", type=int, default=1000, help="encoded size of one XDM record (default 1000)")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
     schema = json.loads(EXAMPLE_SCHEMA.read_text())
-    encoded = records(args.records, args.message_bytes)
+    encoded = records(args.records, args.record_bytes)
     decoded = [orjson.loads(r) for r in encoded]
     rows: list[tuple[str, float]] = [("orjson.loads (for scale)", best_us(orjson.loads, encoded, args.repeat))]
     ours = XDMValidator(schema)
