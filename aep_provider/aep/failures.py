@@ -42,6 +42,9 @@ MAX_ROWS_PER_BATCH = 20
 #: Failed batches listed in a report's samples, and rows shown per sample.
 MAX_SAMPLES = 20
 MAX_SAMPLE_ROWS = 5
+#: Failed rows are read only while the check is younger than this (seconds): a slow Data Access API
+#: must not hold a finished run; the counts come from Catalog and do not need the rows.
+ROWS_BUDGET_SECONDS = 30.0
 _REASON_CHARS = 160
 
 
@@ -227,7 +230,7 @@ def check_failed_batches(
             "counted by the next check instead"
         )
         return report
-    _count(reader, new, report, problems)
+    _count(reader, new, report, problems, rows_until=time.monotonic() + ROWS_BUDGET_SECONDS)
     report.batches = len(new)
     report.status = "error" if problems else "checked"
     report.detail = (
@@ -242,7 +245,12 @@ def min_since(marker: FailureMarker, dataset_ids: Iterable[str]) -> int:
 
 
 def _count(
-    reader: FailedBatchReader, batches: list[dict[str, Any]], report: FailureReport, problems: list[str]
+    reader: FailedBatchReader,
+    batches: list[dict[str, Any]],
+    report: FailureReport,
+    problems: list[str],
+    *,
+    rows_until: float,
 ) -> None:
     reasons: Counter[str] = Counter()
     for index, batch in enumerate(batches):
@@ -250,7 +258,7 @@ def _count(
         failed = int(metrics.get("failedRecordCount") or metrics.get("recordCount") or 0)
         errors = [e for e in batch.get("errors") or [] if isinstance(e, dict)]
         rows: list[list[str]] = []
-        if index < MAX_ROW_BATCHES and failed:
+        if index < MAX_ROW_BATCHES and failed and time.monotonic() < rows_until:
             try:
                 rows = _row_reasons(reader, batch["id"])
             except AEPError as err:

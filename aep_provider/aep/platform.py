@@ -9,6 +9,7 @@ through the same session, IMS token, retry driver and answer classification as t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -101,6 +102,15 @@ class PlatformClient:
         self._sleep = sleep
         #: GET requests made (for tests and logs: "fetched once per run").
         self.requests = 0
+
+    def bounded(self, deadline_seconds: float) -> PlatformClient:
+        """A copy (same session and token) whose calls each give up after ``deadline_seconds`` at most."""
+        copy = object.__new__(PlatformClient)
+        copy.__dict__.update(self.__dict__)
+        copy.retry = dataclasses.replace(
+            self.retry, deadline_seconds=min(self.retry.deadline_seconds, deadline_seconds)
+        )
+        return copy
 
     def __repr__(self) -> str:
         return f"PlatformClient(base_url={self.base_url!r}, auth={self.auth!r}, sandbox_name={self.sandbox_name!r})"

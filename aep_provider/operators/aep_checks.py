@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aep_provider.operators.kafka_to_aep")
 
+#: Each Platform call of the failure check gives up after this many seconds: the run is over, the
+#: check only reports (the next run checks again).
+CHECK_CALL_SECONDS = 20.0
 #: The Variable holding what a task reported: ``aep_provider.failed_in_aep.<dag_id>.<task_id>``.
 VARIABLE_PREFIX = "aep_provider.failed_in_aep"
 
@@ -105,7 +108,9 @@ def report_aep_failures(
     else:
         try:
             report = check_failed_batches(
-                hook.get_platform_client(), [dataset_id], VariableMarker(marker_key(dag_id, task_id))
+                hook.get_platform_client().bounded(CHECK_CALL_SECONDS),
+                [dataset_id],
+                VariableMarker(marker_key(dag_id, task_id)),
             )
         except Exception as err:  # reporting must never fail a delivered run
             report = FailureReport(status="error", detail=f"{type(err).__name__}: {err}", datasets=[dataset_id])

@@ -124,3 +124,12 @@ def test_the_marker_forgets_batches_older_than_the_look_back():
     assert marker.datasets["d"].next_since() == 10**13 - failures.OVERLAP_MS
     assert FailureMarker.from_json({"v": 2}).datasets == {}
     assert FailureMarker.from_json("garbage").datasets == {}
+
+
+def test_rows_are_not_read_past_their_budget_the_counts_stand(aep_emulator, monkeypatch):
+    monkeypatch.setattr(failures, "ROWS_BUDGET_SECONDS", 0.0)
+    send(aep_emulator, kinds=["bad date-time"])
+    assert aep_emulator.wait_validated(10)
+    report = check_failed_batches(platform_for(aep_emulator.url), [EXAMPLE_DATASET_ID], MemoryMarker())
+    assert (report.status, report.failed_in_aep, report.by_reason) == ("checked", 1, {"INGEST-1212-400 (AEP)": 1})
+    assert "export" not in aep_emulator.stats()["requests"]

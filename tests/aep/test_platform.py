@@ -126,3 +126,16 @@ def test_failed_batches_files_and_rows_after_asynchronous_validation(aep_emulato
     rows = client.failed_rows(batches[0]["id"], files[0], limit=10)
     assert [r["_validationErrors"][0]["pointerToViolation"] for r in rows] == ["#/timestamp", "#/timestamp"]
     assert client.failed_rows(batches[0]["id"], files[0], limit=1)[0]["_validationErrors"][0]["keyword"] == "format"
+
+
+def test_a_bounded_copy_gives_up_sooner_and_shares_the_token(aep_emulator):
+    client = platform_for(
+        aep_emulator.url, retry_deadline_seconds=30, max_attempts=50, backoff_base_seconds=0.5, backoff_max_seconds=0.5
+    )
+    bounded = client.bounded(1.0)
+    assert (bounded.retry.deadline_seconds, client.retry.deadline_seconds) == (1.0, 30.0)
+    assert bounded.auth is client.auth and bounded._session is client._session
+    aep_emulator.inject(Fault(status=503, endpoint="catalog", count=None))
+    with pytest.raises(AEPUnavailableError):
+        bounded.dataset(EXAMPLE_DATASET_ID)
+    assert aep_emulator.stats()["requests"]["catalog"]["503"] < 20  # not the 50 attempts of the unbounded client
