@@ -3,6 +3,8 @@
 #   make test      install + Kafka jars + the whole test suite
 #   make run       the local stack: Kafka, AEP emulator, Airflow (stop with `make stop`)
 #   make stop      stop the local stack
+#   make cluster   the same stack as a cluster: PostgreSQL, Redis, CeleryExecutor with two workers (CLUSTER_ARGS="--api-port 8090 ...")
+#   make cluster-stop  stop the cluster
 #   make lock      re-pin constraints.txt after changing dependencies in pyproject.toml
 #   make lint      ruff check, ruff format --check, mypy, docs tables (tools pinned here, installed into .venv on first use)
 #   make bench     limit vs peer vs ours on one topic (BENCH_ARGS="--events 800000 --write BENCHMARKS.md")
@@ -16,7 +18,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: install test run stop status lock kafka-jars kafka clean bench lint
+.PHONY: install test run stop status lock kafka-jars kafka clean bench lint cluster cluster-stop
 
 install: $(STAMP)
 
@@ -25,11 +27,11 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "make install: Python 3.11+ is needed, $(PYTHON) is " + sys.version.split()[0])'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
-	$(UV) pip install --quiet --python $(PY) --constraint constraints.txt -e '.[test]'
+	$(UV) pip install --quiet --python $(PY) --constraint constraints.txt -e '.[test,cluster]'
 	@touch $@
 
 lock: $(STAMP)
-	$(UV) pip compile pyproject.toml --extra test --python-version 3.11 --no-header --quiet -o constraints.txt
+	$(UV) pip compile pyproject.toml --extra test --extra cluster --python-version 3.11 --no-header --quiet -o constraints.txt
 
 kafka-jars: $(STAMP)
 	@$(PY) -m scripts.kafka_local fetch
@@ -67,8 +69,15 @@ run: kafka-jars
 stop:
 	@if [ -x $(PY) ]; then $(PY) -m scripts.devstack stop; else echo "nothing to stop (no $(VENV))"; fi
 
+CLUSTER_ARGS ?=
+cluster: kafka-jars
+	$(PY) -m scripts.cluster start $(CLUSTER_ARGS)
+
+cluster-stop:
+	@if [ -x $(PY) ]; then $(PY) -m scripts.cluster stop; else echo "nothing to stop (no $(VENV))"; fi
+
 status: $(STAMP)
 	@$(PY) -m scripts.devstack status
 
-clean: stop
+clean: stop cluster-stop
 	rm -rf .local

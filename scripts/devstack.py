@@ -143,6 +143,11 @@ class DevStack:
     :param dags_folder: Airflow's DAGs folder (default: the repository's ``dags/``).
     """
 
+    #: Processes ``start`` records, in the order ``stop`` ends them (Kafka is stopped last).
+    COMPONENTS = ("producer", "airflow", "emulator")
+    #: What the state file is called inside ``state_dir``.
+    STATE_FILE = "devstack.json"
+
     state_dir: Path = DEFAULT_STATE_DIR
     kafka_port: int = 9092
     emulator_port: int = 8765
@@ -172,7 +177,7 @@ class DevStack:
 
     @property
     def state_file(self) -> Path:
-        return self.state_dir / "devstack.json"
+        return self.state_dir / self.STATE_FILE
 
     @property
     def api_url(self) -> str:
@@ -380,7 +385,7 @@ class DevStack:
     def running(self) -> dict[str, bool]:
         """Which recorded components are alive."""
         state = self.read_state()
-        alive = {name: self._is_ours(state[name]) for name in ("emulator", "airflow", "producer") if name in state}
+        alive = {name: self._is_ours(state[name]) for name in self.COMPONENTS if name in state}
         if "kafka" in state:
             alive["kafka"] = kafka_local.running_pid(Path(state["kafka"]["data_dir"])) is not None
         return alive
@@ -420,7 +425,7 @@ class DevStack:
     def stop(self, quiet: bool = False) -> None:
         """Stop what ``start`` recorded, newest first; Kafka last so the DAG's consumers close cleanly."""
         state = self.read_state()
-        for name in ("producer", "airflow", "emulator"):
+        for name in self.COMPONENTS:
             if name in state:
                 self._stop_group(name, state[name])
         if "kafka" in state:

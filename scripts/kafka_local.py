@@ -215,16 +215,19 @@ def free_port() -> int:
 
 
 def check_port_free(port: int, what: str = "Kafka") -> None:
-    """Fail with a clear message when ``port`` on 127.0.0.1 is taken."""
+    """Fail with a clear message when ``port`` on 127.0.0.1 is taken (listened on, not lingering in TIME_WAIT)."""
     with socket.socket() as sock:
+        # As servers bind: connections a stopped server closed last may linger in TIME_WAIT.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 raise
             raise KafkaLocalError(
-                f"port {port} on 127.0.0.1 (for {what}) is already in use (another Kafka?): "
-                f"stop whatever listens there or choose another with --port"
+                f"port {port} on 127.0.0.1 (for {what}) is already in use"
+                + (" (another Kafka?)" if what == "Kafka" else "")
+                + ": stop whatever listens there or choose another with --port"
             ) from None
 
 

@@ -8,16 +8,23 @@ Plain Python, no Airflow imports, so the sensor, the trigger and the operator ca
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaException, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from aep_provider.engine.config import client_config
 
 TopicPartitionKey = tuple[str, int]
+
+#: Coordinator errors that pass by themselves within moments (the group coordinator is loading or moving).
+_TRANSIENT = frozenset(
+    {KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR}
+)
+_RETRY_SECONDS = 0.25
 
 
 class LagReadError(Exception):
@@ -114,7 +121,8 @@ def read_group_lag(
     read_committed = str(consumer_conf.get("isolation.level", "read_committed")).lower() != "read_uncommitted"
     isolation = IsolationLevel.READ_COMMITTED if read_committed else IsolationLevel.READ_UNCOMMITTED
     bootstrap = consumer_conf.get("bootstrap.servers", "?")
-    admin = admin or AdminClient(client_config(consumer_conf))
+    if admin is None:  # not `admin or ...`: an AdminClient has a length (its queue), 0 when idle
+        admin = AdminClient(client_config(consumer_conf))
 
     try:
         metadata = admin.list_topics(timeout=timeout)
@@ -130,23 +138,25 @@ def read_group_lag(
             raise LagReadError(f"cannot read the lag of topic {topic!r} on bootstrap.servers={bootstrap!r}: {why}")
         tps.extend(TopicPartition(topic, p) for p in sorted(meta.partitions))
 
-    try:
-        request = [ConsumerGroupTopicPartitions(group, tps)]
-        answer = admin.list_consumer_group_offsets(request, request_timeout=timeout)[group].result(timeout=timeout + 1)
-        committed: dict[TopicPartitionKey, int | None] = {
-            (tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None) for tp in answer.topic_partitions
-        }
-        starts = _offsets(admin, tps, OffsetSpec.earliest(), isolation, timeout)
-        ends = _offsets(admin, tps, OffsetSpec.latest(), isolation, timeout)
-    except KafkaException as err:
-        raise LagReadError(
-            f"could not read the offsets of group {group!r} on {', '.join(topics)} "
-            f"(bootstrap.servers={bootstrap!r}): {err.args[0].str()}"
-        ) from None
-    except TimeoutError:
-        raise LagReadError(
-            f"bootstrap.servers={bootstrap!r} did not answer for the offsets of group {group!r} within {timeout:g}s"
-        ) from None
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            committed, starts, ends = _read_offsets(admin, group, tps, isolation, timeout)
+            break
+        except KafkaException as err:
+            # A group coordinator that is still loading (a new broker, a moved partition of
+            # __consumer_offsets) answers within moments: ask again until the timeout.
+            if err.args[0].code() in _TRANSIENT and time.monotonic() + _RETRY_SECONDS < deadline:
+                time.sleep(_RETRY_SECONDS)
+                continue
+            raise LagReadError(
+                f"could not read the offsets of group {group!r} on {', '.join(topics)} "
+                f"(bootstrap.servers={bootstrap!r}): {err.args[0].str()}"
+            ) from None
+        except TimeoutError:
+            raise LagReadError(
+                f"bootstrap.servers={bootstrap!r} did not answer for the offsets of group {group!r} within {timeout:g}s"
+            ) from None
 
     rows = []
     for tp in tps:
@@ -163,6 +173,20 @@ def read_group_lag(
             )
         )
     return GroupLag(group, tuple(rows))
+
+
+def _read_offsets(
+    admin: AdminClient, group: str, tps: list[TopicPartition], isolation: IsolationLevel, timeout: float
+) -> tuple[dict[TopicPartitionKey, int | None], dict[TopicPartitionKey, int], dict[TopicPartitionKey, int]]:
+    """The group's committed offsets and each partition's start and end offsets."""
+    request = [ConsumerGroupTopicPartitions(group, tps)]
+    answer = admin.list_consumer_group_offsets(request, request_timeout=timeout)[group].result(timeout=timeout + 1)
+    committed: dict[TopicPartitionKey, int | None] = {
+        (tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None) for tp in answer.topic_partitions
+    }
+    starts = _offsets(admin, tps, OffsetSpec.earliest(), isolation, timeout)
+    ends = _offsets(admin, tps, OffsetSpec.latest(), isolation, timeout)
+    return committed, starts, ends
 
 
 def _offsets(

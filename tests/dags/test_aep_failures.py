@@ -10,7 +10,7 @@ from aep_provider.emulator import DEFAULT_IMS_ORG_ID
 from aep_provider.emulator.config import EXAMPLE_DATASET_ID, EXAMPLE_SCHEMA_ID
 from aep_provider.operators.aep_checks import marker_key
 from scripts.sample_events import INVALID_KINDS, invalid_event, sample_event
-from tests.dags.test_fault_runs import write_dag
+from tests.dags.support import write_dag
 from tests.engine.support import produce_values
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
