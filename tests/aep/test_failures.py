@@ -38,7 +38,7 @@ class MemoryMarker:
 def send(emulator, *, valid: int = 2, kinds=tuple(INVALID_KINDS)) -> None:
     messages = [sample_event(n, **IDS) for n in range(valid)]
     messages += [invalid_event(n, kind, **IDS) for n, kind in enumerate(kinds)]
-    assert client_for(emulator.url).send([json.dumps(m).encode() for m in messages]).accepted == len(messages)
+    assert client_for(emulator.url).send_batch([json.dumps(m).encode() for m in messages]).accepted == len(messages)
 
 
 def test_failed_records_are_counted_once_with_their_reasons(aep_emulator):

@@ -114,7 +114,7 @@ def test_failed_batches_files_and_rows_after_asynchronous_validation(aep_emulato
         if seq in (1, 4):
             message["body"]["xdmEntity"]["timestamp"] = "2026-13-40T00:00:00Z"
         messages.append(json.dumps(message).encode())
-    assert inlet.send(messages).accepted == 6  # the inlet checks the envelope only
+    assert inlet.send_batch(messages).accepted == 6  # the inlet checks the envelope only
     assert aep_emulator.wait_validated(10)
     client = platform_for(aep_emulator.url)
     batches = client.failed_batches(EXAMPLE_DATASET_ID, 0)
