@@ -108,6 +108,7 @@ def real_aep_from_env(env: Mapping[str, str]) -> dict[str, str] | None:
         "inlet_id": env["AEP_INLET_ID"],
         "sandbox_name": env.get("AEP_SANDBOX_NAME") or "",  # unset: the connection's default (prod)
         "ims_url": env.get("AEP_IMS_URL") or "",
+        "platform_url": env.get("AEP_PLATFORM_URL") or "",
     }
 
 
@@ -125,6 +126,8 @@ def airflow_connections(kafka_bootstrap: str, aep: Mapping[str, str]) -> dict[st
     for key in ("sandbox_name", "ims_url"):
         if aep.get(key):
             aep_extra[key] = aep[key]
+    if aep.get("platform_url"):  # Catalog and the Schema Registry: the emulator serves them too
+        aep_extra["platform_url"] = aep["platform_url"]
     return {
         "kafka_default": {
             "conn_type": "kafka",
@@ -343,7 +346,8 @@ class DevStack:
         state["emulator"] = proc
         self._save(state)
         self._wait_http("the AEP emulator", proc, f"{self.emulator_url}/emulator/health")
-        return {**EMULATOR_DEFAULTS, "inlet_url": self.emulator_url, "ims_url": self.emulator_url}
+        url = self.emulator_url
+        return {**EMULATOR_DEFAULTS, "inlet_url": url, "ims_url": url, "platform_url": url}
 
     def put_connections(self, connections: Mapping[str, dict]) -> None:
         """Create or replace connections through the REST API, so they are stored and shown in the UI.

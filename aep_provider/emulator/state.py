@@ -13,6 +13,7 @@ from collections import defaultdict
 from typing import IO, Any, NamedTuple
 
 from aep_provider.emulator.config import EmulatorConfig, EmulatorConfigError, Fault
+from aep_provider.emulator.datalake import DataLake
 
 #: DCS allows at most this many ``?syncValidation=true`` requests per minute per inlet.
 SYNC_VALIDATIONS_PER_MINUTE = 60
@@ -105,6 +106,8 @@ class EmulatorState:
         self._lock = threading.Lock()
         self._record_file: IO[str] | None = None
         self._seq = 0
+        #: accepted messages after the inlet: Catalog batches validated asynchronously.
+        self.lake = DataLake(config)
         self._reset_locked()
 
     def _reset_locked(self) -> None:
@@ -119,9 +122,10 @@ class EmulatorState:
         self._messages: dict[str, _SlidingCount] = {}
 
     def reset(self) -> None:
-        """Forget tokens, faults, accepted messages and counters (the config stays)."""
+        """Forget tokens, faults, accepted messages, batches and counters (the config stays)."""
         with self._lock:
             self._reset_locked()
+        self.lake.reset()
 
     def open(self) -> None:
         """Open the JSONL record file, if one is configured (appending: restarts keep history)."""
@@ -324,6 +328,8 @@ class EmulatorState:
         ):
             stats[name] = counters.get(name, 0)
         stats["accepted_by_inlet"] = by_inlet
+        # After the inlet: what asynchronous validation made of the accepted messages.
+        stats.update(self.lake.stats())
         return stats
 
 

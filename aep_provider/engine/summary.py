@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -16,6 +17,8 @@ MAX_PARTITION_LINES = 50
 #: Reasons can echo record contents: samples keep only this much of them.
 MAX_REASON_CHARS = 200
 
+#: How local XDM validation ends each violation in a reason (``aep_provider.aep.xdm``).
+_XDM_RULE = re.compile(r"\(XDM (\w+)\)")
 #: Offset ranges of records settled without being delivered (dead-lettered, skipped, rejected)
 #: kept per partition and per run: what "where is this record?" reads; bounded for the XCom.
 MAX_MARKS_PER_PARTITION = 64
@@ -34,10 +37,15 @@ def shorten(text: str | None, limit: int = MAX_REASON_CHARS) -> str:
 def reason_class(status: int | None, reason: str) -> str:
     """
     A short, stable label for counting rejections: ``"AEP 400"`` for AEP's per-message answers,
-    else what the record's own check found (``"invalid JSON"``, ``"not UTF-8"``, ``"over 1 MB"``, ...).
+    ``"XDM <rule>"`` for local XDM validation (the first violation's rule: ``XDM enum``,
+    ``XDM required``, ...), else what the record's own check found (``"invalid JSON"``,
+    ``"not UTF-8"``, ``"over 1 MB"``, ...).
     """
     if status is not None:
         return f"AEP {status}"
+    xdm = _XDM_RULE.search(reason)
+    if xdm:
+        return f"XDM {xdm.group(1)}"
     for marker, label in (
         ("not valid UTF-8", "not UTF-8"),
         ("not valid JSON", "invalid JSON"),
@@ -208,6 +216,16 @@ class RunSummary:
     partitions: dict[str, PartitionSummary] = field(default_factory=dict)
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     rejection_samples: list[RejectionSample] = field(default_factory=list)
+    #: local XDM validation: ``{"enabled": bool, "schemas": [{"id", "version"}]}``.
+    xdm_validation: dict[str, Any] = field(default_factory=lambda: {"enabled": False, "schemas": []})
+    #: records AEP accepted, then failed (failed batches), not reported by an earlier run.
+    failed_in_aep: int = 0
+    failed_in_aep_by_reason: dict[str, int] = field(default_factory=dict)
+    failed_in_aep_samples: list[dict[str, Any]] = field(default_factory=list)
+    #: whether the failed batches were checked: ``{"status", "detail", "datasets", "new_failed_batches"}``.
+    failed_in_aep_check: dict[str, Any] = field(
+        default_factory=lambda: {"status": "skipped", "detail": "not checked", "datasets": [], "new_failed_batches": 0}
+    )
     #: the consumer group whose offsets the run read and committed (None for a replay).
     group_id: str | None = None
     #: where rejected records went (None: no dead-letter topic).
@@ -226,6 +244,13 @@ class RunSummary:
     def request_seconds(self) -> dict[str, Any]:
         """Inlet request latency: count, mean, p50, p95, max in seconds (see :func:`latency_figures`)."""
         return latency_figures(self._request_durations)
+
+    def add_aep_failures(self, found: dict[str, Any]) -> None:
+        """Take the ``failed_in_aep*`` keys of a failure check (:meth:`FailureReport.summary`)."""
+        self.failed_in_aep = int(found["failed_in_aep"])
+        self.failed_in_aep_by_reason = dict(found["failed_in_aep_by_reason"])
+        self.failed_in_aep_samples = list(found["failed_in_aep_samples"])
+        self.failed_in_aep_check = dict(found["failed_in_aep_check"])
 
     def partition(self, topic: str, partition: int) -> PartitionSummary | None:
         return self.partitions.get(f"{topic}[{partition}]")

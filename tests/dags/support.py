@@ -32,8 +32,8 @@ with DAG(
 """
 
 
-def run_dag(airflow_db: str, topic: str, kafka_conn: str, aep_conn: str, extra: str = "", retries: int = 1):
-    """Write a one-task DAG into the dags-folder bundle, run it with dag.test(), return (dag_run, ti)."""
+def write_dag(airflow_db: str, topic: str, kafka_conn: str, aep_conn: str, extra: str = "", retries: int = 1):
+    """Write a one-task DAG (task ``drain``) into the dags-folder bundle and import it; return its module."""
     dag_id = f"aep_fault_{uuid.uuid4().hex[:8]}"
     bundle = Path(airflow_db) / "dags"
     bundle.mkdir(exist_ok=True)
@@ -46,5 +46,10 @@ def run_dag(airflow_db: str, topic: str, kafka_conn: str, aep_conn: str, extra: 
     spec = importlib.util.spec_from_file_location(dag_id, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    dag_run = module.dag.test()
+    return module
+
+
+def run_dag(airflow_db: str, topic: str, kafka_conn: str, aep_conn: str, extra: str = "", retries: int = 1):
+    """Write a one-task DAG into the dags-folder bundle, run it with dag.test(), return (dag_run, ti)."""
+    dag_run = write_dag(airflow_db, topic, kafka_conn, aep_conn, extra, retries).dag.test()
     return dag_run, dag_run.get_task_instance("drain")

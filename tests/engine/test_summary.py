@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from aep_provider.engine.summary import (
@@ -105,6 +107,19 @@ def test_request_latency_figures_by_nearest_rank():
     data = summary.to_dict()
     assert data["request_seconds"]["count"] == 2 and data["request_seconds"]["max"] == 0.3
     assert not any(key.startswith("_") for key in data)
+
+
+def test_every_summary_key_is_documented_in_the_operator_page():
+    """docs/operator.md ("What a run returns") is where the UI page and alerting read the keys from."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "operator.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## What a run returns") :]
+    documented = set(re.findall(r"^\| `([a-z_]+)`", section, flags=re.M))
+    documented |= {k for row in re.findall(r"^\| (`[a-z_]+`(?:, `[a-z_]+`)+) \|", section, flags=re.M)
+                   for k in re.findall(r"`([a-z_]+)`", row)}  # fmt: skip
+    keys = set(RunSummary().to_dict()) | set(RunSummary(mode="replay").to_dict())
+    assert keys - documented == set(), "summary keys missing from docs/operator.md"
 
 
 def test_records_settled_without_delivery_are_located_as_ranges():

@@ -82,7 +82,8 @@ def test_cli_reports_partial_aep_config_in_one_line(tmp_path):
 @pytest.mark.parametrize("aep_env", [{}, REAL], ids=["emulator", "real-aep"])
 def test_connections_are_understood_by_the_hook(monkeypatch, aep_env):
     aep = real_aep_from_env(aep_env) or {**EMULATOR_DEFAULTS, "inlet_url": "http://127.0.0.1:8765",
-                                         "ims_url": "http://127.0.0.1:8765"}  # fmt: skip
+                                         "ims_url": "http://127.0.0.1:8765",
+                                         "platform_url": "http://127.0.0.1:8765"}  # fmt: skip
     conns = airflow_connections("127.0.0.1:9092", aep)
     assert json.loads(conns["kafka_default"]["extra"]) == {
         "bootstrap.servers": "127.0.0.1:9092",
@@ -100,6 +101,8 @@ def test_connections_are_understood_by_the_hook(monkeypatch, aep_env):
     assert settings.ims_org_id == aep["ims_org_id"]
     assert settings.client_id == aep["client_id"]
     assert settings.sandbox_name == "prod"
+    # Catalog and the Schema Registry: the emulator's own, or AEP's default host.
+    assert settings.platform_url == (aep.get("platform_url") or "https://platform.adobe.io")
 
 
 def test_airflow_env_targets_the_chosen_port_and_drops_shadowing_connections(tmp_path):
