@@ -8,16 +8,24 @@ Plain Python, no Airflow imports, so the sensor, the trigger and the operator ca
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaException, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from aep_provider.engine.config import client_config
 
 TopicPartitionKey = tuple[str, int]
+
+#: Pause between two asks while the group coordinator is loading.
+_RETRY_PAUSE_SECONDS = 0.2
+#: Answers of a coordinator that is starting or moving: worth asking again.
+_COORDINATOR_BUSY = frozenset(
+    {KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR}
+)
 
 
 class LagReadError(Exception):
@@ -131,8 +139,7 @@ def read_group_lag(
         tps.extend(TopicPartition(topic, p) for p in sorted(meta.partitions))
 
     try:
-        request = [ConsumerGroupTopicPartitions(group, tps)]
-        answer = admin.list_consumer_group_offsets(request, request_timeout=timeout)[group].result(timeout=timeout + 1)
+        answer = _group_offsets(admin, group, tps, timeout)
         committed: dict[TopicPartitionKey, int | None] = {
             (tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None) for tp in answer.topic_partitions
         }
@@ -163,6 +170,25 @@ def read_group_lag(
             )
         )
     return GroupLag(group, tuple(rows))
+
+
+def _group_offsets(admin: AdminClient, group: str, tps: list[TopicPartition], timeout: float) -> Any:
+    """
+    The group's committed offsets, asked again while the coordinator answers a retriable error
+    (it is still loading the offsets log after a broker start) and time is left.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        left = max(deadline - time.monotonic(), 0.1)
+        request = [ConsumerGroupTopicPartitions(group, tps)]
+        try:
+            return admin.list_consumer_group_offsets(request, request_timeout=left)[group].result(timeout=left + 1)
+        except KafkaException as err:
+            error = err.args[0]
+            passing = error.retriable() or error.code() in _COORDINATOR_BUSY
+            if not passing or deadline - time.monotonic() < _RETRY_PAUSE_SECONDS * 2:
+                raise
+            time.sleep(_RETRY_PAUSE_SECONDS)
 
 
 def _offsets(
