@@ -143,8 +143,13 @@ class DrainEngine:
         )
         commits = OffsetCommits(state, str(self.consumer_conf.get("group.id")), enabled=self.planner.commit)
         try:
+            # auto.offset.reset is the planner's (a partition without a committed offset starts where
+            # it says). Once reading, an offset out of range must not make librdkafka jump on its own:
+            # "error" hands the decision to the intake, which counts and reports it.
             consumer = self._consumer_factory(
-                with_logger({**self.consumer_conf, "on_commit": commits.committer.on_commit})
+                with_logger(
+                    {**self.consumer_conf, "auto.offset.reset": "error", "on_commit": commits.committer.on_commit}
+                )
             )
         except (KafkaException, TypeError, ValueError) as err:
             detail = err.args[0].str() if isinstance(err, KafkaException) else str(err)
@@ -226,7 +231,7 @@ class DrainEngine:
         rebalancer = Rebalancer(
             state, self.planner, in_flight, commits, self._sections, self._group, cooperative=self._cooperative
         )
-        intake = Intake(state, consumer, self.shaper, settler)
+        intake = Intake(state, consumer, self.shaper, settler, limit=self.config.max_records_per_run)
         return _Stages(consumer, state, intake, in_flight, settler, commits, rebalancer)
 
     def _read(self, stages: _Stages, started: float) -> None:
@@ -294,22 +299,19 @@ class DrainEngine:
         return None
 
     def _may_read(self, state: RunState) -> bool:
-        """False once the run took its record limit, or a record was rejected under on_reject="fail"."""
-        limit = self.config.max_records_per_run
-        if limit is not None and state.taken >= limit:
+        """False once a record past the run's record limit came, or a record was rejected under on_reject="fail"."""
+        if state.limit_hit:
             self.summary.stopped_by = "max_records_per_run"
             return False
         return state.rejected is None
 
     def _take(self, stages: _Stages) -> tuple[bool, bool]:
         """One consume(), taken in order; return whether to go on reading and whether it got all that was ready."""
-        cfg = self.config
         # Kafka's wait must not delay noticing a finished request or a commit answer.
         waiting_on_aep = bool(stages.in_flight) or stages.commits.committer.outstanding
         timeout = _ANSWER_POLL_SECONDS if waiting_on_aep else _POLL_SECONDS
         messages = stages.consumer.consume(num_messages=_CONSUME_BATCH, timeout=timeout)
-        limit = None if cfg.max_records_per_run is None else cfg.max_records_per_run - stages.state.taken
-        stages.intake.take_all(messages, limit)
+        stages.intake.take_all(messages)
         return self._may_read(stages.state), len(messages) < _CONSUME_BATCH
 
     def _wait_for_aep(self, stages: _Stages, reading: bool) -> None:

@@ -6,9 +6,9 @@ import logging
 import time
 from typing import cast
 
-from confluent_kafka import Consumer, KafkaError, Message
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from aep_provider.engine.errors import DrainError, KafkaSetupError
+from aep_provider.engine.errors import DrainError, KafkaSetupError, ReplayError
 from aep_provider.engine.payload import GuardedShaper, KafkaRecord
 from aep_provider.engine.settle import Settler
 from aep_provider.engine.state import PartitionState, RunState, TopicPartitionKey
@@ -31,13 +31,25 @@ class Intake:
     :param consumer: pauses a partition once it reaches its snapshot end.
     :param shaper: turns a record into an AEP message, a skip or a rejection (never raises).
     :param settler: where a record the shaper rejects goes.
+    :param limit: most records the run takes (``max_records_per_run``; None: no limit). A record
+        past it is left unread and sets ``state.limit_hit``; reaching it exactly on the last
+        record of the range does not.
     """
 
-    def __init__(self, state: RunState, consumer: Consumer, shaper: GuardedShaper, settler: Settler) -> None:
+    def __init__(
+        self, state: RunState, consumer: Consumer, shaper: GuardedShaper, settler: Settler, limit: int | None = None
+    ) -> None:
         self.state = state
         self.consumer = consumer
         self.shaper = shaper
         self.settler = settler
+        self.limit = limit
+
+    def _at_limit(self) -> bool:
+        """A record is about to be taken: True (and ``state.limit_hit``) when the run took its limit already."""
+        if self.limit is not None and self.state.taken >= self.limit:
+            self.state.limit_hit = True
+        return self.state.limit_hit
 
     def take(self, msg: Message) -> None:
         state = self.state
@@ -55,6 +67,10 @@ class Intake:
                     st.ledger.advance(min(cast(int, msg.offset()), st.plan.end))
                     state.check_complete(self.consumer, key, st)
                 return
+            if err.code() == KafkaError._AUTO_OFFSET_RESET:
+                if st is not None and not st.complete:
+                    self._out_of_range(key, st, cast(int, msg.offset()))
+                return
             if err.fatal() or err.code() in _SETUP_ERRORS:
                 raise KafkaSetupError(f"Kafka consumer error on {key[0]}[{key[1]}]: {err.str()}")
             log.warning("Kafka consumer reported %s (retrying)", err.str())
@@ -65,10 +81,13 @@ class Intake:
         if offset >= st.plan.end:
             state.mark_complete(self.consumer, key, st)
             return
-        st.ledger.seen(offset)
         if st.plan.window is not None and not self._replay_sends(st, offset, msg):
+            st.ledger.seen(offset)
             state.check_complete(self.consumer, key, st)
             return
+        if self._at_limit():
+            return  # left unread: the position stays before it
+        st.ledger.seen(offset)
         st.summary.records += 1
         state.taken += 1
         record = KafkaRecord.from_message(msg)
@@ -88,16 +107,14 @@ class Intake:
             self.settler.reject(st, record, None, shaped.reject_reason or "rejected")
         state.check_complete(self.consumer, key, st)
 
-    def take_all(self, messages: list[Message], limit: int | None) -> int:
+    def take_all(self, messages: list[Message]) -> int:
         """
         Take what one ``consume()`` returned, in order; return how many records were taken.
 
         The common record (a value, a live drain, a built-in shaper that accepts it) costs a
         parse and an append to its partition's queue; everything else goes through :meth:`take`.
-        Stops early once ``limit`` records are taken or a record is rejected under
+        Stops early at a record past the run's limit or at a record rejected under
         ``on_reject="fail"``: the rest stays unread (the commit cannot pass it).
-
-        :param limit: most records to take (None: no limit).
         """
         state = self.state
         partitions = state.partitions
@@ -105,7 +122,7 @@ class Intake:
         taken_before = state.taken
         touched: dict[TopicPartitionKey, PartitionState] = {}
         for msg in messages:
-            if limit is not None and state.taken - taken_before >= limit:
+            if state.limit_hit:
                 break
             if encode is not None and msg.error() is None:
                 key = (msg.topic(), msg.partition())
@@ -119,6 +136,8 @@ class Intake:
                     and not st.complete
                     and st.ledger.position <= offset < st.plan.end  # type: ignore[operator]
                 ):
+                    if self._at_limit():
+                        break
                     try:
                         message = encode(key[0], key[1], offset, value)  # type: ignore[arg-type]
                     except Exception:  # noqa: S112 - take() shapes it again and rejects it with the reason
@@ -131,13 +150,89 @@ class Intake:
                         touched[key] = st  # type: ignore[index]
                         continue
             self.take(msg)
-            if state.rejected is not None:
+            if state.rejected is not None or state.limit_hit:
                 break
         if touched:
             state.last_progress = time.monotonic()
         for key, st in touched.items():
             state.check_complete(self.consumer, key, st)
         return state.taken - taken_before
+
+    def _out_of_range(self, key: TopicPartitionKey, st: PartitionState, offset: int) -> None:
+        """
+        The broker refused to fetch ``offset``: it is no longer (or not yet) in the log. The
+        consumer's ``auto.offset.reset`` is ``error`` (see :meth:`DrainEngine.run`), so librdkafka
+        never jumps on its own: the jump is decided, counted and reported here, never committed
+        past silently.
+
+        Below the log start (retention deleted records between planning and fetching): a drain
+        counts them as ``lost_to_retention``, warns and goes on from the log start, whatever
+        ``auto.offset.reset`` says (``latest`` would skip the retained backlog too); a replay
+        fails, retryably (the interval was not replayed in full). Past the log end (the partition
+        was truncated): the run fails, since records may have been replaced under offsets already passed.
+        """
+        state = self.state
+        at = offset if offset >= 0 else st.ledger.position
+        low, high = self.consumer.get_watermark_offsets(
+            TopicPartition(*key), timeout=state.config.kafka_timeout_seconds, cached=False
+        )
+        where = f"{key[0]}[{key[1]}]"
+        if at > high:
+            raise KafkaSetupError(
+                f"{where}: offset {at} is past the log end ({high}; log start {low}): the partition was truncated "
+                "(an unclean leader election, or the topic deleted and re-created), so offsets this group already "
+                "passed may now hold other records. Check the topic, reset the group's offsets "
+                "(kafka-consumer-groups --reset-offsets) and run again."
+            )
+        if at >= low:
+            log.warning(
+                "%s: the broker refused offset %d although it is in the log (%d-%d); reading it again",
+                where,
+                at,
+                low,
+                high,
+            )
+            self._restart_at(key, at)
+            return
+        if st.plan.window is not None:
+            raise ReplayError(
+                f"{where}: records {at}-{low - 1} were deleted by retention while this replay was reading the "
+                f"partition (its log start moved to {low}), so the interval was not replayed in full. A retry plans "
+                "the interval again from the new log start.",
+                retryable=True,
+            )
+        lost_until = min(low, st.plan.end)
+        st.summary.lost_to_retention += lost_until - at
+        log.warning(
+            "%s: %d record(s) from offset %d were deleted by retention before they were read (the log start moved to "
+            "%d while this run read the partition); counted as lost_to_retention, continuing from the log start",
+            where,
+            lost_until - at,
+            at,
+            low,
+        )
+        st.ledger.advance(lost_until)
+        if lost_until >= st.plan.end:
+            state.mark_complete(self.consumer, key, st)
+        else:
+            self._restart_at(key, low)
+
+    def _restart_at(self, key: TopicPartitionKey, offset: int) -> None:
+        """Fetch the partition again from ``offset`` (after an out-of-range error librdkafka refuses a seek)."""
+        try:
+            self.consumer.incremental_unassign([TopicPartition(*key)])
+            self.consumer.incremental_assign([TopicPartition(key[0], key[1], offset)])
+        except KafkaException:
+            # An eager (non-cooperative) group assignment changes only as a whole: assign every
+            # partition again at its read position.
+            positions = {k: st.ledger.position for k, st in self.state.partitions.items()}
+            positions[key] = offset
+            self.consumer.assign(
+                [
+                    TopicPartition(tp.topic, tp.partition, positions.get((tp.topic, tp.partition), tp.offset))
+                    for tp in self.consumer.assignment()
+                ]
+            )
 
     def _replay_sends(self, st: PartitionState, offset: int, msg: Message) -> bool:
         """A replay sends a record only when its timestamp is in the interval and the live drain handed it over."""

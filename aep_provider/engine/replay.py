@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -17,7 +19,7 @@ from typing import Any
 
 import pendulum
 from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import AdminClient, ConfigResource, OffsetSpec, ResourceType
 
 from aep_provider.engine.config import client_config
 from aep_provider.engine.errors import KafkaUnavailableError, ReplayError
@@ -50,26 +52,57 @@ def parse_scope(value: str | ReplayScope) -> ReplayScope:
         raise ValueError(f"replay_scope must be one of {choices}, got {value!r}") from None
 
 
-def parse_instant(value: Any, name: str) -> datetime:
-    """
-    A point in time from a datetime, an ISO 8601 string or epoch milliseconds (naive means UTC).
+#: Epoch milliseconds from 1973-03-03 to 5138: anything else is epoch seconds (or microseconds) by mistake.
+_EPOCH_MS_RANGE = (100_000_000_000, 100_000_000_000_000)
+#: A string of digits: epoch milliseconds when in range, else ISO 8601's basic form (``{{ ds_nodash }}``).
+_DIGITS = re.compile(r"[0-9]+(\.[0-9]*)?")
 
+
+def parse_instant(value: Any, name: str, *, naive_timezone: str = "UTC") -> datetime:
+    """
+    A point in time from a datetime, an ISO 8601 string or epoch milliseconds (a number or a
+    string of digits). A date-time without a time zone is read in ``naive_timezone``, and the
+    log says so.
+
+    :param name: how the user knows the value (for messages).
+    :param naive_timezone: IANA zone of date-times given without one (the operator passes
+        Airflow's ``[core] default_timezone``).
     :raises ValueError: naming ``name`` and the value when it is none of those.
     """
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    implausible = ValueError(
+        f"{name} {value!r} is not a number of epoch milliseconds between 1973 and 5138 (epoch seconds? give "
+        "milliseconds, e.g. 1764547200000) nor an ISO 8601 date-time such as '2026-11-29T00:00:00Z'"
+    )
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+        if float(value) >= _EPOCH_MS_RANGE[0]:
+            value = float(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
+        if not _EPOCH_MS_RANGE[0] <= value < _EPOCH_MS_RANGE[1]:
+            raise implausible
         return datetime.fromtimestamp(value / 1000.0, tz=timezone.utc)
+    parsed: Any = value
     if isinstance(value, str) and value.strip():
         try:
-            parsed = pendulum.parse(value.strip(), tz="UTC")
+            parsed = pendulum.parse(value.strip(), tz=None)
         except (ValueError, pendulum.parsing.exceptions.ParserError):
+            if _DIGITS.fullmatch(value.strip()):
+                raise implausible from None
             parsed = None
-        if isinstance(parsed, datetime):
-            return parsed
-    raise ValueError(
-        f"{name} must be a date-time such as '2026-11-29T00:00:00Z' (ISO 8601) or epoch milliseconds, got {value!r}"
+    if not isinstance(parsed, datetime):
+        raise ValueError(
+            f"{name} must be a date-time such as '2026-11-29T00:00:00Z' (ISO 8601) or epoch milliseconds, got {value!r}"
+        )
+    if parsed.tzinfo is not None:
+        return parsed
+    aware = pendulum.timezone(naive_timezone).convert(datetime(*parsed.timetuple()[:6], parsed.microsecond))
+    log.info(
+        "%s %r has no time zone: read in %s as %s",
+        name,
+        value if isinstance(value, str) else parsed.isoformat(),
+        naive_timezone,
+        format_ms(int(aware.timestamp() * 1000)),
     )
+    return aware
 
 
 def format_ms(ms: int) -> str:
@@ -104,15 +137,17 @@ class ReplayWindow:
         now: datetime | None = None,
         source: str = "the requested interval",
         empty_hint: str = "",
+        naive_timezone: str = "UTC",
     ) -> ReplayWindow:
         """
         Check and build a window; every problem is a :class:`ReplayError` that says what to change.
 
         :param empty_hint: added to the message for a zero-length interval (e.g. which timetable to use).
+        :param naive_timezone: where date-times without a time zone are read (see :func:`parse_instant`).
         """
         try:
-            start_at = parse_instant(start, "the replay start")
-            end_at = parse_instant(end, "the replay end")
+            start_at = parse_instant(start, "the replay start", naive_timezone=naive_timezone)
+            end_at = parse_instant(end, "the replay end", naive_timezone=naive_timezone)
             scope = parse_scope(scope)
         except ValueError as err:
             raise ReplayError(f"{source}: {err}") from None
@@ -154,6 +189,54 @@ class ReplayWindow:
         }
 
 
+@dataclass(frozen=True)
+class Retention:
+    """
+    What can have deleted a topic's records, read from its configuration.
+
+    :param horizon_ms: the age limit of time retention (``retention.ms``) when it is the only
+        thing that deletes records (``cleanup.policy`` ``delete``, no ``retention.bytes``): every
+        deleted record was stamped more than this long before it was deleted, so records stamped
+        within ``horizon_ms`` of now cannot have been deleted. None: any record may have been.
+    :param detail: the settings, for messages.
+    """
+
+    horizon_ms: int | None
+    detail: str
+
+    def clip(self, up_to_ms: int, *, now_ms: int) -> int:
+        """The end of the part of ``[.., up_to_ms)`` whose records this retention can have deleted."""
+        if self.horizon_ms is None:
+            return up_to_ms
+        return min(up_to_ms, now_ms - self.horizon_ms)
+
+    def describe(self) -> str:
+        return self.detail
+
+
+def topic_retention(admin: AdminClient, topic: str, timeout: float) -> Retention:
+    """
+    The topic's retention settings (``cleanup.policy``, ``retention.ms``, ``retention.bytes``).
+
+    Records can also be removed with the admin API (``kafka-delete-records``): those are told
+    apart from records that never existed only when time retention cannot explain the deletion.
+    """
+    try:
+        resource = ConfigResource(ResourceType.TOPIC, topic)
+        entries = admin.describe_configs([resource], request_timeout=timeout)[resource].result(timeout=timeout + 1)
+        config = {name: entry.value for name, entry in entries.items()}
+    except (KafkaException, TimeoutError) as err:
+        detail = err.args[0].str() if isinstance(err, KafkaException) and err.args else str(err) or "timed out"
+        return Retention(None, f"its retention settings could not be read: {detail}")
+    policy = str(config.get("cleanup.policy") or "delete")
+    retention_ms = int(config.get("retention.ms") or -1)
+    retention_bytes = int(config.get("retention.bytes") or -1)
+    detail = f"cleanup.policy={policy}, retention.ms={retention_ms}, retention.bytes={retention_bytes}"
+    if "delete" in policy and retention_ms >= 0 and retention_bytes < 0:
+        return Retention(retention_ms, detail)
+    return Retention(None, detail + ": deletions are not bounded by time")
+
+
 class ReplayPlanner:
     """
     Plans a replay: per partition, the offsets between the interval's start and end (plus lateness).
@@ -189,6 +272,7 @@ class ReplayPlanner:
             committed = committed_offsets(consumer, partitions, timeout=self.timeout)
         plans: list[PartitionPlan] = []
         gone: list[str] = []
+        retention: dict[str, Retention] = {}
         for key in keys:
             marks = snapshot[key]
             first, first_ts = firsts[key]
@@ -197,20 +281,27 @@ class ReplayPlanner:
             start = min(marks.high if first < 0 else first, marks.high)
             end = max(start, min(marks.high if last < 0 else last, marks.high))
             note = None
-            if marks.low > 0 and (first == marks.low or (first < 0 and marks.low == marks.high)):
-                # The first record stamped at or after the start is the first retained one: the
-                # deleted records before it may have belonged to the interval.
-                if first < 0 or first_ts >= w.end_ms:
+            if marks.low > 0 and (first == marks.low or first < 0):
+                # Records before the log start were deleted, and no retained record lies between
+                # the interval's start and the first retained one: the deleted records may have
+                # belonged to [start, up_to). Whatever the topic's retention cannot have deleted
+                # did not exist (an idle partition whose records all expired is simply empty).
+                if key[0] not in retention:
+                    retention[key[0]] = topic_retention(admin, key[0], self.timeout)
+                up_to = w.end_ms if first < 0 else min(first_ts, w.end_ms)
+                up_to = retention[key[0]].clip(up_to, now_ms=int(time.time() * 1000))
+                if up_to >= w.end_ms:
                     gone.append(
                         f"{key[0]}[{key[1]}] (log start {marks.low}"
                         + ("" if first < 0 else f", first retained record from {format_ms(first_ts)}")
                         + ")"
                     )
                     continue
-                note = (
-                    f"records before offset {marks.low} were deleted by retention; those stamped between "
-                    f"{format_ms(w.start_ms)} and {format_ms(first_ts)} (the first retained record) are not replayed"
-                )
+                if up_to > w.start_ms:
+                    note = (
+                        f"records before offset {marks.low} were deleted ({retention[key[0]].describe()}); any "
+                        f"stamped between {format_ms(w.start_ms)} and {format_ms(up_to)} are not replayed"
+                    )
             if w.scope is ReplayScope.ALL:
                 send_until = end
             else:
@@ -225,10 +316,13 @@ class ReplayPlanner:
                 )
             )  # fmt: skip
         if gone:
+            topics = sorted({g.split("[", 1)[0] for g in gone})
+            why = "; ".join(f"{t}: {retention[t].describe()}" for t in topics)
             raise ReplayError(
-                f"Records of {w.describe()} are gone to retention on {', '.join(gone)}: the interval lies before "
-                "the oldest record the broker still keeps, so it cannot be replayed. Replay a later interval, "
-                "or raise the topic's retention.ms for the future."
+                f"Records of {w.describe()} are gone on {', '.join(gone)}: the interval lies before the oldest "
+                f"record the broker still keeps, and the records deleted before it may have been stamped inside "
+                f"it ({why}), so it cannot be replayed. Replay a later interval, or raise the topic's retention.ms "
+                "for the future."
             )
         return plans
 

@@ -60,6 +60,8 @@ class RunState:
         self.assigned_at: float | None = None
         self.last_progress = 0.0
         self.taken = 0
+        # A record came past max_records_per_run (left unread): reading stops.
+        self.limit_hit = False
         self.closing = False
 
     def add_partition(

@@ -292,6 +292,11 @@ class RunSummary:
         return sum(p.lag for p in self.partitions.values())
 
     @property
+    def lost_to_retention(self) -> int:
+        """Records deleted by retention before this run could read them (every partition's count)."""
+        return sum(p.lost_to_retention for p in self.partitions.values())
+
+    @property
     def topic_lag(self) -> int | None:
         """Total of :attr:`PartitionSummary.topic_lag`; None when no partition's end could be read."""
         lags = [p.topic_lag for p in self.partitions.values() if p.topic_lag is not None]
@@ -306,6 +311,7 @@ class RunSummary:
         if not replay:
             data["lag"] = self.lag
             data["topic_lag"] = self.topic_lag
+            data["lost_to_retention"] = self.lost_to_retention
         data["partitions"] = {key: self._partition_dict(p, replay) for key, p in sorted(self.partitions.items())}
         return data
 
@@ -347,6 +353,7 @@ class RunSummary:
             f"(tombstones={self.tombstones}) requests={self.requests} retries={self.retries} "
             f"throttled={self.throttled} bytes={self.bytes} rate={rate:.0f}/s "
             f"partitions={len(self.partitions)} lag_left={self.lag} topic_lag={topic_lag}"
+            + (f" lost_to_retention={self.lost_to_retention}" if self.lost_to_retention else "")
         )
 
     def rejection_lines(self) -> list[str]:

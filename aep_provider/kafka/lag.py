@@ -20,11 +20,12 @@ from aep_provider.engine.config import client_config
 
 TopicPartitionKey = tuple[str, int]
 
-#: Coordinator errors that pass by themselves within moments (the group coordinator is loading or moving).
-_TRANSIENT = frozenset(
+#: Pause between two asks while the group coordinator is loading.
+_RETRY_PAUSE_SECONDS = 0.2
+#: Answers of a coordinator that is starting or moving: worth asking again.
+_COORDINATOR_BUSY = frozenset(
     {KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR}
 )
-_RETRY_SECONDS = 0.25
 
 
 class LagReadError(Exception):
@@ -138,25 +139,22 @@ def read_group_lag(
             raise LagReadError(f"cannot read the lag of topic {topic!r} on bootstrap.servers={bootstrap!r}: {why}")
         tps.extend(TopicPartition(topic, p) for p in sorted(meta.partitions))
 
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            committed, starts, ends = _read_offsets(admin, group, tps, isolation, timeout)
-            break
-        except KafkaException as err:
-            # A group coordinator that is still loading (a new broker, a moved partition of
-            # __consumer_offsets) answers within moments: ask again until the timeout.
-            if err.args[0].code() in _TRANSIENT and time.monotonic() + _RETRY_SECONDS < deadline:
-                time.sleep(_RETRY_SECONDS)
-                continue
-            raise LagReadError(
-                f"could not read the offsets of group {group!r} on {', '.join(topics)} "
-                f"(bootstrap.servers={bootstrap!r}): {err.args[0].str()}"
-            ) from None
-        except TimeoutError:
-            raise LagReadError(
-                f"bootstrap.servers={bootstrap!r} did not answer for the offsets of group {group!r} within {timeout:g}s"
-            ) from None
+    try:
+        answer = _group_offsets(admin, group, tps, timeout)
+        committed: dict[TopicPartitionKey, int | None] = {
+            (tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None) for tp in answer.topic_partitions
+        }
+        starts = _offsets(admin, tps, OffsetSpec.earliest(), isolation, timeout)
+        ends = _offsets(admin, tps, OffsetSpec.latest(), isolation, timeout)
+    except KafkaException as err:
+        raise LagReadError(
+            f"could not read the offsets of group {group!r} on {', '.join(topics)} "
+            f"(bootstrap.servers={bootstrap!r}): {err.args[0].str()}"
+        ) from None
+    except TimeoutError:
+        raise LagReadError(
+            f"bootstrap.servers={bootstrap!r} did not answer for the offsets of group {group!r} within {timeout:g}s"
+        ) from None
 
     rows = []
     for tp in tps:
@@ -175,18 +173,23 @@ def read_group_lag(
     return GroupLag(group, tuple(rows))
 
 
-def _read_offsets(
-    admin: AdminClient, group: str, tps: list[TopicPartition], isolation: IsolationLevel, timeout: float
-) -> tuple[dict[TopicPartitionKey, int | None], dict[TopicPartitionKey, int], dict[TopicPartitionKey, int]]:
-    """The group's committed offsets and each partition's start and end offsets."""
-    request = [ConsumerGroupTopicPartitions(group, tps)]
-    answer = admin.list_consumer_group_offsets(request, request_timeout=timeout)[group].result(timeout=timeout + 1)
-    committed: dict[TopicPartitionKey, int | None] = {
-        (tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None) for tp in answer.topic_partitions
-    }
-    starts = _offsets(admin, tps, OffsetSpec.earliest(), isolation, timeout)
-    ends = _offsets(admin, tps, OffsetSpec.latest(), isolation, timeout)
-    return committed, starts, ends
+def _group_offsets(admin: AdminClient, group: str, tps: list[TopicPartition], timeout: float) -> Any:
+    """
+    The group's committed offsets, asked again while the coordinator answers a retriable error
+    (it is still loading the offsets log after a broker start) and time is left.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        left = max(deadline - time.monotonic(), 0.1)
+        request = [ConsumerGroupTopicPartitions(group, tps)]
+        try:
+            return admin.list_consumer_group_offsets(request, request_timeout=left)[group].result(timeout=left + 1)
+        except KafkaException as err:
+            error = err.args[0]
+            passing = error.retriable() or error.code() in _COORDINATOR_BUSY
+            if not passing or deadline - time.monotonic() < _RETRY_PAUSE_SECONDS * 2:
+                raise
+            time.sleep(_RETRY_PAUSE_SECONDS)
 
 
 def _offsets(

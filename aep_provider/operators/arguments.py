@@ -114,6 +114,8 @@ ARGUMENTS: tuple[Argument, ...] = (
         "max_records_per_run",
         _DRAIN["max_records_per_run"],
         "Stop cleanly after taking this many records; the rest waits for the next run.",
+        doc="It stops a run only when a record past it was waiting: reached exactly on the last record (of the "
+        'snapshot, or of a replay\'s interval), the run is complete (`stopped_by: "end"`).',
         templated=True,
     ),
     Argument(
@@ -183,19 +185,21 @@ ARGUMENTS: tuple[Argument, ...] = (
     Argument(
         "replay_start",
         None,
-        "Start of an interval to replay (ISO 8601 or epoch ms); with ``replay_end`` it makes the run a replay "
-        "of that interval.",
-        doc="Unset, the run's conf/params `replay_start` is used, and when those are set too the run is a replay "
-        "of that interval.",
+        "Start of an interval to replay (ISO 8601, or epoch milliseconds as a number or a string of digits); "
+        "with ``replay_end`` it makes the run a replay of that interval.",
+        doc="Given here it wins; unset, the run's params, then its conf `replay_start` (see [Backfills and "
+        "replays](backfills.md)). A date-time without a time zone is read in Airflow's `[core] default_timezone` "
+        "(UTC unless configured), and the log says so.",
         templated=True,
     ),
     Argument("replay_end", None, "End of the interval to replay (exclusive), as ``replay_start``.", templated=True),
     Argument(
         "replay_scope",
-        "handed_over",
+        None,
         'Replays: ``"handed_over"`` re-sends only what the live drain already committed and counts the rest; '
         '``"all"`` sends every record of the interval.',
-        doc="The run's conf/params `replay_scope` overrides it.",
+        doc="The same rule as `replay_start`: given here it wins; unset, the run's params, then its conf "
+        '`replay_scope`, else `"handed_over"`.',
         templated=True,
     ),
     Argument(

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import pendulum
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow.sdk.log import mask_secret
@@ -103,7 +104,7 @@ class KafkaToAEPOperator(BaseOperator):
         mode: str = default("mode"),
         replay_start: str | None = default("replay_start"),
         replay_end: str | None = default("replay_end"),
-        replay_scope: str = default("replay_scope"),
+        replay_scope: str | None = default("replay_scope"),
         replay_lateness_seconds: float = default("replay_lateness_seconds"),
         validate_xdm: bool = default("validate_xdm"),
         fail_on_aep_failures: bool = default("fail_on_aep_failures"),
@@ -135,7 +136,7 @@ class KafkaToAEPOperator(BaseOperator):
             raise ValueError("payload='xdm' needs schema_id and dataset_id (the envelope's schemaRef and datasetId)")
         if "{{" not in mode:
             validate_mode(mode)
-        if "{{" not in replay_scope:
+        if replay_scope is not None and "{{" not in replay_scope:
             parse_scope(replay_scope)
         if replay_lateness_seconds is None or replay_lateness_seconds < 0:
             raise ValueError(f"replay_lateness_seconds must be 0 or more, got {replay_lateness_seconds!r}")
@@ -280,6 +281,7 @@ class KafkaToAEPOperator(BaseOperator):
             end=self.replay_end,
             scope=self.replay_scope,
             lateness_seconds=self.replay_lateness_seconds,
+            naive_timezone=_airflow_timezone(),
         )
         consumer_conf = self.kafka_consumer_config()
         planner = None
@@ -389,6 +391,14 @@ class KafkaToAEPOperator(BaseOperator):
         """Stop the drain: no new requests, in-flight ones settled (bounded), acknowledged offsets committed."""
         if self._engine is not None:
             self._engine.stop()
+
+
+def _airflow_timezone() -> str:
+    """Airflow's ``[core] default_timezone`` (how Airflow itself reads a date-time without a zone)."""
+    from airflow.sdk.configuration import conf
+
+    name = conf.get("core", "default_timezone", fallback="utc")
+    return pendulum.local_timezone().name if name == "system" else name
 
 
 def _optional_number(value: Any, kind: type, name: str) -> Any:

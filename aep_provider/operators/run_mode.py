@@ -45,20 +45,25 @@ def replay_window(
     mode: str,
     start: Any,
     end: Any,
-    scope: str | ReplayScope,
+    scope: str | ReplayScope | None,
     lateness_seconds: float,
     now: datetime | None = None,
+    naive_timezone: str = "UTC",
 ) -> ReplayWindow | None:
     """
     The interval this run replays, or None when it drains the group.
 
     - ``mode="drain"``: always a drain.
-    - An explicit interval (the operator's ``replay_start``/``replay_end``, else the run's conf or
-      params of those names) makes the run a replay of it, whatever the run type.
+    - An explicit interval makes the run a replay of it, whatever the run type.
     - ``mode="auto"``: a ``backfill`` run replays its data interval, and so does a manual run whose
       interval was set by hand in the Trigger form; every other run drains.
     - ``mode="replay"``: every run replays its data interval.
 
+    One rule for ``replay_start``, ``replay_end`` and ``replay_scope``: the operator's argument
+    when given, else the run's params (the Trigger form; ``dag_run.conf`` overrides declared
+    params), else its ``dag_run.conf``, else the default (no interval; scope ``handed_over``).
+
+    :param naive_timezone: where date-times without a time zone are read (Airflow's default timezone).
     :raises ReplayError: for an interval that cannot be replayed (half given, empty, reversed, in the future).
     """
     if validate_mode(mode) == "drain":
@@ -95,6 +100,6 @@ def replay_window(
         source, empty_hint = f"the {run_type or 'run'} run's data interval", _ZERO_LENGTH_HINT
     # The scope is checked (by between) only for a replay: a drain never reads it.
     return ReplayWindow.between(
-        start, end, scope=setting(None, CONF_SCOPE) or scope, lateness_seconds=lateness_seconds, now=now,
-        source=source, empty_hint=empty_hint,
+        start, end, scope=setting(scope, CONF_SCOPE) or ReplayScope.HANDED_OVER, lateness_seconds=lateness_seconds,
+        now=now, source=source, empty_hint=empty_hint, naive_timezone=naive_timezone,
     )  # fmt: skip

@@ -95,8 +95,10 @@ def topic_and_group(kafka_bootstrap: str) -> tuple[str, str]:
     topic = f"e2e.replay-{uuid.uuid4().hex[:8]}"
     from confluent_kafka.admin import NewTopic
 
-    for name in (topic, f"{topic}.kill"):
-        admin.create_topics([NewTopic(name, PARTITIONS, 1)])[name].result(timeout=30)
+    # The replay topic keeps records forever (retention.ms=-1): the records its test deletes with
+    # delete_records cannot have expired, so a replay of their interval must fail.
+    admin.create_topics([NewTopic(topic, PARTITIONS, 1, config={"retention.ms": "-1"})])[topic].result(timeout=30)
+    admin.create_topics([NewTopic(f"{topic}.kill", PARTITIONS, 1)])[f"{topic}.kill"].result(timeout=30)
     return topic, f"e2e-replay-{uuid.uuid4().hex[:8]}"
 
 
@@ -283,7 +285,7 @@ def test_backfills_replay_exactly_their_interval(stack: DevStack, topic_and_grou
     nothing = _summary(session, stack, empty["dag_run_id"])
     assert nothing["mode"] == "replay" and nothing["delivered"] == 0 and _received_ids(stack) == []
 
-    # Retention deletes the oldest day: its backfill fails with the retention error.
+    # The oldest day is deleted (delete_records; the topic has no time retention): its backfill fails.
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     day2_starts = {p: 0 for p in range(PARTITIONS)}
     seq = 0
@@ -298,7 +300,7 @@ def test_backfills_replay_exactly_their_interval(stack: DevStack, topic_and_grou
     assert failed["mode"] == "replay" and failed["stopped_by"] == "failed" and failed["delivered"] == 0
     log_url = f"{stack.api_url}/api/v2/dags/{DAG_ID}/dagRuns/{gone['dag_run_id']}/taskInstances/{TASK_ID}/logs/1"
     log_text = json.dumps(_get(session, log_url, full_content=True))
-    assert "gone to retention" in log_text and f"{topic}[0] (log start {day2_starts[0]}" in log_text
+    assert "are gone on" in log_text and f"{topic}[0] (log start {day2_starts[0]}" in log_text
     assert _received_ids(stack) == []
     assert committed(kafka_bootstrap, group, topic, PARTITIONS) == offsets
 

@@ -492,6 +492,18 @@ def test_max_records_per_run_stops_cleanly_and_leaves_the_rest(kafka_bootstrap, 
     assert summary.partition(topic, 0).lag == 750
 
 
+def test_a_record_limit_reached_exactly_at_the_snapshot_end_is_a_complete_run(
+    kafka_bootstrap, make_topic, aep_emulator
+):
+    """max_records_per_run stops a run only when a record past it was waiting: 250 of 250 is the end."""
+    topic = make_topic(partitions=2)
+    produce(kafka_bootstrap, topic, 2, 125)
+    conf = kafka_conf(kafka_bootstrap)
+    summary = _engine(conf, topic, inlet_client(aep_emulator), max_records_per_run=250, max_batch_records=100).run()
+    assert (summary.stopped_by, summary.delivered, summary.lag) == ("end", 250, 0)
+    assert committed(kafka_bootstrap, conf["group.id"], topic, 2) == {0: 125, 1: 125}
+
+
 def test_max_run_seconds_stops_cleanly_with_acknowledged_offsets_committed(kafka_bootstrap, make_topic, aep_emulator):
     topic = make_topic(partitions=1)
     produce(kafka_bootstrap, topic, 1, 5000)

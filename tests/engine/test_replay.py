@@ -8,7 +8,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from confluent_kafka import Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from aep_provider.engine import DrainConfig, DrainEngine, KafkaSetupError, ReplayError
@@ -72,6 +72,29 @@ def test_bad_scope_and_lateness_are_clear_errors():
 
 def test_parse_instant_and_format_round_trip():
     assert format_ms(int(parse_instant("2026-11-28T06:30:00+01:00", "x").timestamp() * 1000)) == "2026-11-28T05:30:00Z"
+
+
+@pytest.mark.parametrize("given", ["1796452740308", " 1796452740308 ", 1796452740308, "1796452740308.0"])
+def test_epoch_milliseconds_as_a_number_or_a_string_of_digits(given):
+    """The Trigger form and templates deliver strings: '1796452740308' is epoch ms, as the docs and the message say."""
+    assert format_ms(int(parse_instant(given, "replay_start").timestamp() * 1000)) == "2026-12-05T06:39:00.308000Z"
+
+
+@pytest.mark.parametrize("given", ["1796452740", 1796452740, "179645274"])
+def test_epoch_seconds_are_refused_rather_than_read_as_a_date_in_1970(given):
+    with pytest.raises(ValueError, match=r"replay_start .*\(epoch seconds\? give milliseconds"):
+        parse_instant(given, "replay_start")
+
+
+def test_naive_date_times_are_read_in_the_given_zone_and_say_so(caplog):
+    with caplog.at_level("INFO", logger="aep_provider.engine.replay"):
+        window = ReplayWindow.between("2026-11-28", "2026-11-28T12:00:00", now=NOW, naive_timezone="Europe/Paris")
+    assert window.describe() == "[2026-11-27T23:00:00Z, 2026-11-28T11:00:00Z)"
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "'2026-11-28' has no time zone: read in Europe/Paris as 2026-11-27T23:00:00Z" in said
+    # Aware values are taken as they are, whatever the zone for naive ones.
+    aware = ReplayWindow.between("2026-11-28T00:00:00Z", 1_795_910_400_000, now=NOW, naive_timezone="Europe/Paris")
+    assert aware.describe() == "[2026-11-28T00:00:00Z, 2026-11-29T00:00:00Z)"
 
 
 # -- against the real broker and the emulator ------------------------------------------------------
@@ -226,11 +249,81 @@ def test_interval_without_records_is_green_and_says_so(kafka_bootstrap, make_top
     assert aep_emulator.accepted() == []
 
 
+def _wait_log_starts(bootstrap: str, topic: str, expected: dict[int, int], timeout: float = 90.0) -> None:
+    """Wait until the broker's retention moved each partition's log start to ``expected``."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "log-start-probe"})
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            starts = {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[0]
+                for p in expected
+            }
+            if starts == expected:
+                return
+            assert time.monotonic() < deadline, (
+                f"retention did not delete the expired records within {timeout:g}s (log starts {starts}, "
+                f"expected {expected}): the session broker runs with log.retention.check.interval.ms=1000"
+            )
+            time.sleep(0.5)
+    finally:
+        consumer.close()
+
+
 @pytest.mark.integration
-def test_records_gone_to_retention_fail_naming_partition_and_log_start(
+def test_a_backfill_goes_through_partitions_whose_records_all_expired(
     kafka_bootstrap, make_topic, kafka_admin: AdminClient, aep_emulator
 ):
-    topic = make_topic(partitions=2)
+    """
+    A quiet partition under retention has log start = log end > 0. Its records expired by time:
+    none of them can belong to an interval inside the retention time, so a backfill of such an
+    interval replays the other partitions and is green; only an interval reaching back past
+    retention.ms, where records really may be gone, fails.
+    """
+    day, hour = 86_400_000, 3_600_000
+    now = int(time.time() * 1000)
+    # segment.ms: a record stamped an hour after its segment's first one starts a new segment, so
+    # that the expired records sit in segments of their own (retention deletes whole segments).
+    topic = make_topic(partitions=3, config={"retention.ms": str(day), "segment.ms": str(hour)})
+    expired = now - 3 * day
+    # Partition 0: two expired records, then two recent ones; 1: only expired records (an idle
+    # partition); 2: one recent record.
+    _produce_at(
+        kafka_bootstrap, topic, [(0, expired), (0, expired + 1), (1, expired), (1, expired + 1), (1, expired + 2)]
+    )
+    _produce_at(
+        kafka_bootstrap, topic, [(0, now - 2 * hour), (0, now - 2 * hour + 1), (2, now - 3 * hour)], start_seq=5
+    )
+    _wait_log_starts(kafka_bootstrap, topic, {0: 2, 1: 3, 2: 0})
+    conf = kafka_conf(kafka_bootstrap)
+
+    recent = ReplayWindow(now - 4 * hour, now - hour, scope=ReplayScope.ALL)
+    summary = _replay(conf, [topic], inlet_client(aep_emulator), recent).run()
+    assert (summary.stopped_by, summary.delivered) == ("end", 3)
+    assert _sent(aep_emulator) == [5, 6, 7]
+    assert all(p["retention_note"] is None for p in summary.to_dict()["partitions"].values())
+
+    aep_emulator.reset()
+    beyond = ReplayWindow(expired - hour, expired + hour, scope=ReplayScope.ALL)
+    with pytest.raises(ReplayError) as err:
+        _replay(conf, [topic], inlet_client(aep_emulator), beyond).run()
+    text = str(err.value)
+    assert f"{topic}[0] (log start 2, first retained record from {format_ms(now - 2 * hour)})" in text
+    assert f"{topic}[1] (log start 3)" in text and f"{topic}[2]" not in text
+    assert "retention.ms=86400000" in text and "gone" in text
+    assert aep_emulator.accepted() == []
+
+
+@pytest.mark.integration
+def test_records_deleted_from_a_topic_without_time_retention_fail_naming_partition_and_log_start(
+    kafka_bootstrap, make_topic, kafka_admin: AdminClient, aep_emulator
+):
+    """
+    Without time retention (retention.ms=-1) nothing tells which records were deleted (here with
+    the admin API's delete_records): an interval before the first retained record may have lost
+    records, so its replay fails, naming each partition.
+    """
+    topic = make_topic(partitions=2, config={"retention.ms": "-1"})
     day = 86_400_000
     # "Day 1" records at +0..+2 h, "day 2" records at +1 day +1 h..; both partitions.
     _produce_at(kafka_bootstrap, topic, [(p, BASE_MS - day + h * 3_600_000) for h in range(3) for p in (0, 1)])
@@ -243,14 +336,15 @@ def test_records_gone_to_retention_fail_naming_partition_and_log_start(
         _replay(conf, [topic], inlet_client(aep_emulator), day1).run()
     text = str(err.value)
     assert f"{topic}[0] (log start 3, first retained record from {format_ms(BASE_MS + 3_600_000)})" in text
-    assert f"{topic}[1] (log start 3" in text and "gone to retention" in text
+    assert f"{topic}[1] (log start 3" in text and "are gone on" in text and "not bounded by time" in text
     assert aep_emulator.accepted() == []
 
     # The day after: its own records are all retained; the note says what may precede them.
     day2 = ReplayWindow(BASE_MS, BASE_MS + day - 1, scope=ReplayScope.ALL)
     summary = _replay(conf, [topic], inlet_client(aep_emulator), day2).run()
     assert summary.delivered == 4 and _sent(aep_emulator) == [6, 7, 8, 9]
-    assert "deleted by retention" in summary.to_dict()["partitions"][f"{topic}[0]"]["retention_note"]
+    note = summary.to_dict()["partitions"][f"{topic}[0]"]["retention_note"]
+    assert note.startswith("records before offset 3 were deleted") and format_ms(BASE_MS + 3_600_000) in note
 
 
 @pytest.mark.integration
@@ -271,6 +365,24 @@ def test_replay_cut_short_by_a_limit_fails_saying_the_interval_was_not_finished(
     with pytest.raises(ReplayError, match=r"stopped \(max_records_per_run\) before the end of the interval: 5 record"):
         engine.run()
     assert engine.summary.stopped_by == "failed" and engine.summary.delivered == 5
+
+
+@pytest.mark.integration
+def test_a_limit_reached_exactly_on_the_intervals_last_record_is_a_complete_replay(
+    kafka_bootstrap, make_topic, aep_emulator
+):
+    """
+    Five records stamped inside the interval, then two read in the lateness scan and filtered: a
+    limit of five is reached on the interval's last record and the replay is complete (green).
+    """
+    topic = make_topic(partitions=2)
+    _produce_at(kafka_bootstrap, topic, [(0, BASE_MS + 10), (1, BASE_MS + 20), (0, BASE_MS + 30), (1, BASE_MS + 40)])
+    _produce_at(kafka_bootstrap, topic, [(0, BASE_MS + 50), (0, BASE_MS + 150), (1, BASE_MS + 160)], start_seq=4)
+    conf = kafka_conf(kafka_bootstrap)
+    window = _window(0, 100, scope=ReplayScope.ALL, lateness_ms=1000)
+    summary = _replay(conf, [topic], inlet_client(aep_emulator), window, max_records_per_run=5).run()
+    assert (summary.stopped_by, summary.delivered, summary.filtered_by_timestamp) == ("end", 5, 2)
+    assert _sent(aep_emulator) == [0, 1, 2, 3, 4]
 
 
 @pytest.mark.integration

@@ -23,8 +23,17 @@ def _context(run_type="scheduled", start=DAY1, end=DAY2, conf=None, params=None)
     }
 
 
-def _window(context, mode="auto", start=None, end=None, scope="handed_over"):
-    return replay_window(context, mode=mode, start=start, end=end, scope=scope, lateness_seconds=60, now=NOW)
+def _window(context, mode="auto", start=None, end=None, scope=None, naive_timezone="UTC"):
+    return replay_window(
+        context,
+        mode=mode,
+        start=start,
+        end=end,
+        scope=scope,
+        lateness_seconds=60,
+        now=NOW,
+        naive_timezone=naive_timezone,
+    )
 
 
 @pytest.mark.parametrize("run_type", ["scheduled", "manual", "asset_triggered"])
@@ -61,6 +70,31 @@ def test_manual_run_with_conf_or_params_replays_that_interval_with_its_scope():
         .describe()
         .startswith("[2026-11-28T05:00:00Z, 2026-11-28T07:00:00Z)")
     )
+
+
+def test_one_precedence_for_start_end_and_scope_the_operators_argument_first():
+    """Argument given to the operator, then the run's params, then its conf; the scope follows the same rule."""
+    conf = {"replay_start": "2026-11-28T06:00:00Z", "replay_end": "2026-11-28T07:00:00Z", "replay_scope": "all"}
+    window = _window(_context("manual", conf=conf), start="2026-11-28T05:00:00Z", scope="handed_over")
+    assert window.describe() == "[2026-11-28T05:00:00Z, 2026-11-28T07:00:00Z)"
+    assert window.scope is ReplayScope.HANDED_OVER
+    # Params (the Trigger form) before conf, for the scope as for the interval.
+    params = {"replay_start": "2026-11-28T04:00:00Z", "replay_scope": "handed_over"}
+    window = _window(_context("manual", conf=conf, params=params))
+    assert window.describe() == "[2026-11-28T04:00:00Z, 2026-11-28T07:00:00Z)"
+    assert window.scope is ReplayScope.HANDED_OVER
+    # Nothing given anywhere: the default scope.
+    assert _window(_context("backfill")).scope is ReplayScope.HANDED_OVER
+
+
+def test_epoch_millisecond_strings_from_the_trigger_form_and_naive_times_in_airflows_zone():
+    params = {"replay_start": "1796452740308", "replay_end": "2026-12-05T08:00:00"}
+    now = datetime(2026, 12, 6, tzinfo=timezone.utc)
+    window = replay_window(
+        _context("manual", params=params), mode="auto", start=None, end=None, scope=None, lateness_seconds=60,
+        now=now, naive_timezone="Europe/Paris",
+    )  # fmt: skip
+    assert window.describe() == "[2026-12-05T06:39:00.308000Z, 2026-12-05T07:00:00Z)"
 
 
 def test_mode_drain_never_replays_and_mode_replay_always_does():
