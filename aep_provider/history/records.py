@@ -2,7 +2,9 @@
 A run summary (the operator's XCom) as history rows: plain Python, no database.
 
 Summaries are read generically: a key a summary does not have (an older provider version, or
-``failed_in_aep`` before AEP's failures were reported) is stored as NULL, shown as "—".
+``failed_in_aep`` before AEP's failures were reported) is stored as NULL, shown as "—"; so is
+``failed_in_aep`` of a run whose check of AEP's failed batches did not run (``failed_in_aep_check``
+skipped or failed): its 0 means "not looked", not "nothing failed".
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ _SUMMARY_KEYS = frozenset({"mode", "delivered", "rejected", "partitions", "stopp
 
 #: Per-run keys kept in the ``detail`` column (the per-partition part goes to the range rows).
 _DETAIL_KEYS = ("interval", "rejected_by_reason", "rejection_samples", "request_seconds", "requests", "retries",
-                "throttled", "bytes", "tombstones", "uncommitted", "failed_in_aep_reasons")  # fmt: skip
+                "throttled", "bytes", "tombstones", "uncommitted", "failed_in_aep_by_reason")  # fmt: skip
 
 
 def is_run_summary(value: Any) -> bool:
@@ -26,6 +28,14 @@ def is_run_summary(value: Any) -> bool:
 
 def _int(value: Any) -> int | None:
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _failed_in_aep(summary: Mapping[str, Any]) -> int | None:
+    """The run's ``failed_in_aep`` when its check of AEP's failed batches ran, else None."""
+    check = summary.get("failed_in_aep_check")
+    if isinstance(check, Mapping) and check.get("status") != "checked":
+        return None
+    return _int(summary.get("failed_in_aep"))
 
 
 def delivery_row(summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -38,7 +48,7 @@ def delivery_row(summary: Mapping[str, Any]) -> dict[str, Any]:
         "rejected": _int(summary.get("rejected")) or 0,
         "dead_lettered": _int(summary.get("dead_lettered")) or 0,
         "skipped": _int(summary.get("skipped")) or 0,
-        "failed_in_aep": _int(summary.get("failed_in_aep")),
+        "failed_in_aep": _failed_in_aep(summary),
         "lag": _int(summary.get("lag")),
         "topic_lag": _int(summary.get("topic_lag")),
         "seconds": float(summary["seconds"]) if isinstance(summary.get("seconds"), (int, float)) else None,

@@ -19,6 +19,12 @@ def test_a_summary_without_newer_keys_is_read_with_nulls():
         1.5,
     )
     assert records.delivery_row({**old, "failed_in_aep": 3})["failed_in_aep"] == 3
+    # 0 from a run that did not look at AEP's failed batches is "not reported", not "none failed".
+    checked = {**old, "failed_in_aep": 0, "failed_in_aep_check": {"status": "checked"}}
+    assert records.delivery_row(checked)["failed_in_aep"] == 0
+    for status in ("skipped", "error"):
+        skipped = {**checked, "failed_in_aep_check": {"status": status}}
+        assert records.delivery_row(skipped)["failed_in_aep"] is None
     assert json.loads(row["detail"]) == {}
 
 
