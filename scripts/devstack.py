@@ -112,6 +112,11 @@ def real_aep_from_env(env: Mapping[str, str]) -> dict[str, str] | None:
     }
 
 
+def emulator_aep(url: str) -> dict[str, str]:
+    """The AEP settings of an emulator at ``url``: IMS, the inlet and the Platform API (Catalog, Schema Registry) all there."""
+    return {**EMULATOR_DEFAULTS, "inlet_url": url, "ims_url": url, "platform_url": url}
+
+
 def airflow_connections(kafka_bootstrap: str, aep: Mapping[str, str]) -> dict[str, dict]:
     """
     ``kafka_default`` and ``aep_default`` as Airflow REST API connection bodies (``extra`` is a JSON string).
@@ -346,8 +351,7 @@ class DevStack:
         state["emulator"] = proc
         self._save(state)
         self._wait_http("the AEP emulator", proc, f"{self.emulator_url}/emulator/health")
-        url = self.emulator_url
-        return {**EMULATOR_DEFAULTS, "inlet_url": url, "ims_url": url, "platform_url": url}
+        return emulator_aep(self.emulator_url)
 
     def put_connections(self, connections: Mapping[str, dict]) -> None:
         """Create or replace connections through the REST API, so they are stored and shown in the UI.
