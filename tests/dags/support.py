@@ -32,9 +32,24 @@ with DAG(
 """
 
 
-def run_dag(airflow_db: str, topic: str, kafka_conn: str, aep_conn: str, extra: str = "", retries: int = 1):
-    """Write a one-task DAG into the dags-folder bundle, run it with dag.test(), return (dag_run, ti)."""
-    dag_id = f"aep_fault_{uuid.uuid4().hex[:8]}"
+def run_dag(
+    airflow_db: str,
+    topic: str,
+    kafka_conn: str,
+    aep_conn: str,
+    extra: str = "",
+    retries: int = 1,
+    *,
+    dag_id: str | None = None,
+    run_conf: dict | None = None,
+):
+    """
+    Write a one-task DAG into the dags-folder bundle, run it with dag.test(), return (dag_run, ti).
+
+    :param dag_id: the DAG's id (default: a new one); the same id again runs the same DAG again.
+    :param run_conf: the run's conf.
+    """
+    dag_id = dag_id or f"aep_fault_{uuid.uuid4().hex[:8]}"
     bundle = Path(airflow_db) / "dags"
     bundle.mkdir(exist_ok=True)
     path = bundle / f"{dag_id}.py"
@@ -46,5 +61,5 @@ def run_dag(airflow_db: str, topic: str, kafka_conn: str, aep_conn: str, extra: 
     spec = importlib.util.spec_from_file_location(dag_id, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    dag_run = module.dag.test()
+    dag_run = module.dag.test(run_conf=run_conf)
     return dag_run, dag_run.get_task_instance("drain")

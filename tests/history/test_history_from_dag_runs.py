@@ -10,6 +10,7 @@ import uuid
 import pytest
 from sqlalchemy import select
 
+from aep_provider.emulator import Fault
 from aep_provider.history import queries
 from aep_provider.history.models import deliveries
 from tests.dags.support import run_dag
@@ -91,3 +92,42 @@ def test_a_failed_run_is_recorded_with_its_try_and_the_record_it_stopped_at(
             assert record_dag_run(session, dag_run.dag_id, dag_run.run_id) == 1
         count = session.execute(select(deliveries.c.id).where(deliveries.c.dag_id == dag_run.dag_id)).all()
         assert len(count) == 1
+
+
+def test_a_run_triggered_with_conf_redrive_sends_the_dead_letters_again_and_shows_as_a_redrive(
+    airflow_db, kafka_bootstrap, make_topic, make_kafka_conn, aep_conn_id, aep_emulator
+):
+    topic = make_topic(partitions=1)
+    dlq = make_topic(partitions=1, prefix="dlq")
+    produce_values(kafka_bootstrap, topic, [message(topic, 0, 0), message(topic, 0, 1), b"{not json"])
+    group = f"g-{uuid.uuid4().hex[:10]}"
+    kafka_conn = make_kafka_conn(group_id=group)
+    # AEP rejects the record of sequence 1 until the cause is fixed (the fault is lifted).
+    aep_emulator.inject(Fault(reject_if_contains='"n": 1}', count=None, endpoint="batch"))
+    first, _ = run_dag(airflow_db, topic, kafka_conn, aep_conn_id, f"dlq_topic={dlq!r},")
+    assert first.state == "success"
+    aep_emulator.reset()
+
+    redrive, ti = run_dag(
+        airflow_db, topic, kafka_conn, aep_conn_id, f"dlq_topic={dlq!r},", dag_id=first.dag_id,
+        run_conf={"redrive": "drain"},
+    )  # fmt: skip
+    assert redrive.state == "success" and ti.state == "success"
+    (sent,) = aep_emulator.accepted()
+    assert sent["body"]["xdmEntity"] == {"p": 0, "n": 1}
+
+    with _session() as session:
+        newest, oldest = queries.runs(session, {first.dag_id})
+        assert (oldest["run_id"], oldest["mode"], oldest["dead_lettered"]) == (first.run_id, "drain", 2)
+        assert (newest["run_id"], newest["mode"], newest["group_id"]) == (
+            redrive.run_id,
+            "redrive",
+            f"{group}.dlq-redrive",
+        )
+        # Delivered one; the record that is not JSON was rejected again and is back in the dead-letter topic.
+        assert (newest["delivered"], newest["rejected"], newest["dead_lettered"], newest["topic_lag"]) == (1, 1, 1, 1)
+        # Where did the two dead letters go? The redrive's range on the dead-letter topic answers.
+        answers = [queries.where(session, dlq, 0, offset, {first.dag_id})["answers"] for offset in (0, 1)]
+        assert sorted((a["status"], a["reason"], a["run_id"]) for (a,) in answers) == [
+            ("dead_lettered", "invalid JSON", redrive.run_id), ("delivered", None, redrive.run_id),
+        ]  # fmt: skip
