@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from aep_provider.engine.redrive import redrive_group
 from aep_provider.history.models import deliveries, marks, ranges, reasons
 
 #: Runs a page shows at most (newest first).
@@ -52,6 +53,7 @@ def runs(
         run["rejected_by_reason"] = detail.get("rejected_by_reason") or {}
         run["rejection_samples"] = (detail.get("rejection_samples") or [])[:5]
         run["interval"] = detail.get("interval")
+        run["redriven"] = detail.get("redriven")
         out.append(run)
     return out
 
@@ -91,6 +93,46 @@ def rejections_by_reason(
     if since is not None:
         query = query.where(deliveries.c.end_date >= since)
     return [row._asdict() for row in session.execute(query)]
+
+
+def redrive_status(session: Session, dag_id: str, task_id: str) -> dict[str, Any] | None:
+    """
+    A task's dead-letter topic as the history knows it: its last redrive, and how many records were
+    dead-lettered since (by the task's other runs, plus those its last redrive put back). None when
+    no run of the task had a dead-letter topic.
+    """
+    of_task = (deliveries.c.dag_id == dag_id, deliveries.c.task_id == task_id)
+    newest_first = (deliveries.c.end_date.desc(), deliveries.c.id.desc())
+    cols = (deliveries.c.dlq_topic, deliveries.c.group_id, deliveries.c.mode)
+    latest = session.execute(
+        select(*cols).where(*of_task, deliveries.c.dlq_topic.is_not(None)).order_by(*newest_first).limit(1)
+    ).first()
+    if latest is None:
+        return None
+    last = session.execute(
+        select(*(deliveries.c[c] for c in _RUN_COLUMNS))
+        .where(*of_task, deliveries.c.mode == "redrive")
+        .order_by(*newest_first)
+        .limit(1)
+    ).first()
+    since = select(func.coalesce(func.sum(deliveries.c.dead_lettered), 0)).where(
+        *of_task, deliveries.c.mode != "redrive"
+    )
+    if last is not None and last.end_date is not None:
+        since = since.where(deliveries.c.end_date > last.end_date)
+    drain_group = session.scalar(
+        select(deliveries.c.group_id)
+        .where(*of_task, deliveries.c.mode == "drain", deliveries.c.group_id.is_not(None))
+        .order_by(*newest_first)
+        .limit(1)
+    )
+    return {
+        "dlq_topic": latest.dlq_topic,
+        "group_id": last.group_id if last is not None else redrive_group(drain_group) if drain_group else None,
+        "last_redrive": _run(last) if last is not None else None,
+        "dead_lettered_since": int(session.scalar(since) or 0) + (int(last.dead_lettered or 0) if last else 0),
+        "conf": {"redrive": task_id},
+    }
 
 
 def totals(run_list: Iterable[dict[str, Any]]) -> dict[str, Any]:

@@ -126,6 +126,12 @@ def test_a_run_triggered_with_conf_redrive_sends_the_dead_letters_again_and_show
         )
         # Delivered one; the record that is not JSON was rejected again and is back in the dead-letter topic.
         assert (newest["delivered"], newest["rejected"], newest["dead_lettered"], newest["topic_lag"]) == (1, 1, 1, 1)
+        status = queries.redrive_status(session, first.dag_id, "drain")
+        assert (status["dlq_topic"], status["group_id"], status["last_redrive"]["run_id"]) == (
+            dlq, f"{group}.dlq-redrive", redrive.run_id,
+        )  # fmt: skip
+        assert status["dead_lettered_since"] == 1  # the one put back; none by a drain since
+        assert queries.redrive_status(session, first.dag_id, "no_such_task") is None
         # Where did the two dead letters go? The redrive's range on the dead-letter topic answers.
         answers = [queries.where(session, dlq, 0, offset, {first.dag_id})["answers"] for offset in (0, 1)]
         assert sorted((a["status"], a["reason"], a["run_id"]) for (a,) in answers) == [
