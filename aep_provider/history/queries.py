@@ -170,7 +170,8 @@ def where(session: Session, topic: str, partition: int, offset: int, dag_ids: Co
     - ``dead_lettered`` / ``skipped`` (with the reason class) / ``rejected``;
     - ``not_yet_drained``: past the group's last committed offset (with that offset and the lag then);
     - ``unknown``: before the group's oldest run in the history, or between two runs' ranges
-      (committed by an earlier try of the later run, or by a run whose history is not kept).
+      (committed by a try that left no summary — killed —, or by a run whose history is not kept:
+      pruned by the retention, or before the provider was installed).
 
     Replays whose range held the record are listed apart (they re-send, never commit).
     """
@@ -288,6 +289,7 @@ def _unsettled(
     else:
         reason = (
             f"committed between run {below.run_id} (up to offset {below.end_offset}) and run {above.run_id} "
-            f"(from offset {above.start_offset}): by an earlier try of {above.run_id}, or a run whose history is not kept"
+            f"(from offset {above.start_offset}): by a try that left no summary (killed), or a run whose history is not "
+            "kept (pruned by the retention, or before the provider was installed)"
         )
     return {**run, "status": "unknown", "reason": reason}
