@@ -318,6 +318,12 @@ class KafkaToAEPOperator(BaseOperator):
                 flow_id=self.flow_id,
                 source_name=self.source_name,
             )
+            run: dict[str, Any] = {
+                "consumer_conf": consumer_conf,
+                "sender": hook.get_client(),
+                "config": config,
+                "shaper": shaper,
+            }
             if redrive:
                 self.log.info(
                     "Redriving dead-letter topic %r with consumer group %r: its records go to AEP again as the "
@@ -325,22 +331,9 @@ class KafkaToAEPOperator(BaseOperator):
                     config.dlq_topic,
                     redrive_group(str(consumer_conf["group.id"])),
                 )
-                self._engine = redrive_engine(
-                    consumer_conf=consumer_conf,
-                    source_topics=topics,
-                    sender=hook.get_client(),
-                    config=config,
-                    shaper=shaper,
-                )
+                self._engine = redrive_engine(source_topics=topics, **run)
             else:
-                self._engine = DrainEngine(
-                    consumer_conf=consumer_conf,
-                    topics=topics,
-                    sender=hook.get_client(),
-                    config=config,
-                    shaper=shaper,
-                    planner=planner,
-                )
+                self._engine = DrainEngine(topics=topics, planner=planner, **run)
             return self._run_engine(self._engine).to_dict()
         finally:
             hook.close()

@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from aep_provider.emulator import DEFAULT_IMS_ORG_ID, Fault
-from aep_provider.engine import DrainConfig, DrainEngine, KafkaRecord, record_id
+from aep_provider.engine import DrainConfig, DrainEngine, KafkaRecord, RunSummary, record_id
 from aep_provider.engine.dlq import (
     HEADER_OFFSET,
     HEADER_PARTITION,
@@ -39,6 +39,18 @@ def _shaper() -> XDMShaper:
 
 def _config(dlq: str) -> DrainConfig:
     return DrainConfig(**FAST, dlq_topic=dlq)
+
+
+def _drain(conf: dict, topic: str, dlq: str, emulator) -> RunSummary:
+    return DrainEngine(
+        consumer_conf=conf, topics=[topic], sender=inlet_client(emulator), config=_config(dlq), shaper=_shaper()
+    ).run()
+
+
+def _redrive(conf: dict, topic: str, dlq: str, emulator) -> RunSummary:
+    return redrive_engine(
+        consumer_conf=conf, source_topics=[topic], sender=inlet_client(emulator), config=_config(dlq), shaper=_shaper()
+    ).run()
 
 
 def _produce(bootstrap: str, topic: str, values: dict[int, list[bytes]]) -> None:
@@ -88,21 +100,13 @@ def test_a_redrive_sends_dead_letters_again_with_their_original_id_and_commits_t
     conf = kafka_conf(kafka_bootstrap)
     aep_emulator.inject(Fault(reject_if_contains=MARKER, count=None, endpoint="batch"))
 
-    drained = DrainEngine(
-        consumer_conf=conf, topics=[topic], sender=inlet_client(aep_emulator), config=_config(dlq), shaper=_shaper()
-    ).run()
+    drained = _drain(conf, topic, dlq, aep_emulator)
     assert (drained.delivered, drained.rejected, drained.dead_lettered) == (8, 4, 4)
     dead_ids = {record_id(topic, p, n) for p in range(2) for n in (1, 4)}
     assert dead_ids.isdisjoint(_by_id(aep_emulator))
 
     aep_emulator.reset()  # the cause is fixed: AEP takes those records now
-    summary = redrive_engine(
-        consumer_conf=conf,
-        source_topics=[topic],
-        sender=inlet_client(aep_emulator),
-        config=_config(dlq),
-        shaper=_shaper(),
-    ).run()
+    summary = _redrive(conf, topic, dlq, aep_emulator)
 
     accepted = _by_id(aep_emulator)
     assert set(accepted) == dead_ids  # the ids the drain gave them: AEP deduplicates a record sent twice
@@ -120,13 +124,7 @@ def test_a_redrive_sends_dead_letters_again_with_their_original_id_and_commits_t
     # The drain's own group is untouched.
     assert committed(kafka_bootstrap, conf["group.id"], topic, 2) == {0: 6, 1: 6}
 
-    again = redrive_engine(
-        consumer_conf=conf,
-        source_topics=[topic],
-        sender=inlet_client(aep_emulator),
-        config=_config(dlq),
-        shaper=_shaper(),
-    ).run()
+    again = _redrive(conf, topic, dlq, aep_emulator)
     assert (again.redriven, again.delivered, again.requests) == (0, 0, 0)
     assert len(aep_emulator.accepted()) == 4
 
@@ -139,20 +137,12 @@ def test_records_rejected_again_go_back_to_the_dlq_as_the_originals_and_wait_for
     _produce(kafka_bootstrap, topic, values)
     conf = kafka_conf(kafka_bootstrap)
     aep_emulator.inject(Fault(reject_if_contains=MARKER, count=None, endpoint="batch", message="still wrong"))
-    DrainEngine(
-        consumer_conf=conf, topics=[topic], sender=inlet_client(aep_emulator), config=_config(dlq), shaper=_shaper()
-    ).run()
+    _drain(conf, topic, dlq, aep_emulator)
     first = _read_all(kafka_bootstrap, dlq, 1)
     assert len(first) == 3
 
     # Nothing fixed yet: every dead letter is rejected again, once, and goes back.
-    summary = redrive_engine(
-        consumer_conf=conf,
-        source_topics=[topic],
-        sender=inlet_client(aep_emulator),
-        config=_config(dlq),
-        shaper=_shaper(),
-    ).run()
+    summary = _redrive(conf, topic, dlq, aep_emulator)
     assert (summary.redriven, summary.delivered, summary.rejected, summary.dead_lettered) == (3, 0, 3, 3)
     assert summary.rejected_by_reason == {"AEP 400": 2, "invalid JSON": 1}
     assert committed(kafka_bootstrap, redrive_group(conf["group.id"]), dlq, 1) == {0: 3}
@@ -170,13 +160,7 @@ def test_records_rejected_again_go_back_to_the_dlq_as_the_originals_and_wait_for
 
     # Fixed (AEP takes them; the record that is not JSON never will): the next redrive reads the three put back.
     aep_emulator.reset()
-    summary = redrive_engine(
-        consumer_conf=conf,
-        source_topics=[topic],
-        sender=inlet_client(aep_emulator),
-        config=_config(dlq),
-        shaper=_shaper(),
-    ).run()
+    summary = _redrive(conf, topic, dlq, aep_emulator)
     assert (summary.redriven, summary.delivered, summary.rejected, summary.dead_lettered) == (3, 2, 1, 1)
     assert set(_by_id(aep_emulator)) == {record_id(topic, 0, 1), record_id(topic, 0, 3)}
     assert committed(kafka_bootstrap, redrive_group(conf["group.id"]), dlq, 1) == {0: 6}
