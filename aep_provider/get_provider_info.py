@@ -6,6 +6,7 @@ from typing import Any
 
 # The adobe_aep connection's form fields come from the one declaration of its options.
 from aep_provider.aep.options import conn_fields, ui_field_behaviour
+from aep_provider.history import retention
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -52,6 +53,12 @@ def get_provider_info() -> dict[str, Any]:
         ],
         # The deliveries history tables, created and migrated by `airflow db migrate`.
         "db-managers": ["aep_provider.history.db.HistoryDBManager"],
+        "config": {
+            retention.SECTION: {
+                "description": "The AEP deliveries page's history.",
+                "options": {retention.OPTION: retention.option()},
+            }
+        },
         # Also registered through the `airflow.plugins` entry point, which Airflow always reads;
         # this key is read only with [core] lazy_discover_providers = False.
         "plugins": [{"name": "aep_provider", "plugin-class": "aep_provider.ui.plugin.AEPDeliveriesPlugin"}],

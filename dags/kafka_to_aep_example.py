@@ -55,6 +55,11 @@ A replay sends the records whose Kafka timestamps fall in the interval, reads wi
 it re-sends only what the live drain already delivered and counts the rest as
 `left_to_live_drain`; `replay_scope=all` sends every record of the interval.
 Re-sent records keep their XDM `_id`, so AEP Profile deduplicates them (the data lake does not).
+
+**Re-send the dead letters** (once the schema or the mapping is fixed): the task's *AEP deliveries*
+tab → *Redrive dead letters*, or Trigger with the configuration JSON `{"redrive": "drain_aep_events"}`.
+The run sends `aep.events.dlq`'s records again with their original `_id` and commits the group
+`<group.id>.dlq-redrive`; records rejected again go back for the next redrive.
 """
 
 with DAG(

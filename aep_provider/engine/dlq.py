@@ -34,6 +34,21 @@ HEADER_OFFSET = "aep.source.offset"
 HEADER_STATUS = "aep.error.status"
 HEADER_REASON = "aep.error.reason"
 HEADER_TIMESTAMP = "aep.error.timestamp"
+#: The source record's own timestamp (the dead letter's is when it was written).
+HEADER_SOURCE_TIMESTAMP = "aep.source.timestamp"
+
+#: Every header the writer adds: a redrive removes them to get the original record's headers back.
+DEAD_LETTER_HEADERS = frozenset(
+    {
+        HEADER_TOPIC,
+        HEADER_PARTITION,
+        HEADER_OFFSET,
+        HEADER_SOURCE_TIMESTAMP,
+        HEADER_STATUS,
+        HEADER_REASON,
+        HEADER_TIMESTAMP,
+    }
+)
 
 #: AEP's message can echo parts of the record; keep the header short.
 MAX_REASON_CHARS = 1000
@@ -47,11 +62,44 @@ def dead_letter_headers(record: KafkaRecord, status: int | None, reason: str) ->
         (HEADER_TOPIC, record.topic.encode()),
         (HEADER_PARTITION, str(record.partition).encode()),
         (HEADER_OFFSET, str(record.offset).encode()),
+    ]
+    if record.timestamp_ms is not None:
+        headers.append((HEADER_SOURCE_TIMESTAMP, str(record.timestamp_ms).encode()))
+    headers += [
         (HEADER_STATUS, str(status if status is not None else "").encode()),
         (HEADER_REASON, reason[:MAX_REASON_CHARS].encode("utf-8", "replace")),
         (HEADER_TIMESTAMP, str(int(time.time() * 1000)).encode()),
     ]
     return headers
+
+
+def _header(headers: list[tuple[str, bytes | None]], name: str) -> str | None:
+    for key, value in reversed(headers):  # the writer appends its own headers last
+        if key == name and value is not None:
+            return value.decode("utf-8", "replace")
+    return None
+
+
+def original_record(dead_letter: KafkaRecord) -> KafkaRecord | None:
+    """
+    The record a dead letter was made from: its source topic, partition, offset and timestamp (from
+    the ``aep.source.*`` headers) and its own headers (without the ones :func:`dead_letter_headers`
+    added); None when the record carries no valid ``aep.source.*`` headers (it is not a dead letter).
+    """
+    headers = dead_letter.headers
+    topic, partition, offset = (_header(headers, h) for h in (HEADER_TOPIC, HEADER_PARTITION, HEADER_OFFSET))
+    if not topic or partition is None or offset is None or not partition.isdigit() or not offset.isdigit():
+        return None
+    stamp = _header(headers, HEADER_SOURCE_TIMESTAMP)
+    return KafkaRecord(
+        topic=topic,
+        partition=int(partition),
+        offset=int(offset),
+        key=dead_letter.key,
+        value=dead_letter.value,
+        headers=[(k, v) for k, v in headers if k not in DEAD_LETTER_HEADERS],
+        timestamp_ms=int(stamp) if stamp and stamp.lstrip("-").isdigit() else dead_letter.timestamp_ms,
+    )
 
 
 class DeadLetterWriter:
@@ -63,10 +111,13 @@ class DeadLetterWriter:
 
     :param config: producer configuration (see :func:`~aep_provider.engine.config.producer_config`).
     :param topic: the dead-letter topic.
+    :param redrive: the records are themselves dead letters (a redrive): one rejected again goes
+        back with the coordinates and headers of the record it was first made from.
     """
 
-    def __init__(self, config: Mapping[str, Any], topic: str) -> None:
+    def __init__(self, config: Mapping[str, Any], topic: str, *, redrive: bool = False) -> None:
         self.topic = topic
+        self._redrive = redrive
         self._producer = Producer(dict(config))
         self._failure: str | None = None
         self._retryable = True
@@ -86,13 +137,15 @@ class DeadLetterWriter:
                 on_done()
 
         self.pending += 1
+        source = (original_record(record) or record) if self._redrive else record
+        headers = dead_letter_headers(source, status, reason)
         while True:
             try:
                 self._producer.produce(
                     self.topic,
                     value=record.value,
                     key=record.key,
-                    headers=dead_letter_headers(record, status, reason),
+                    headers=headers,
                     on_delivery=report,
                 )
                 break

@@ -240,7 +240,8 @@ class DrainEngine:
         if self.config.dlq_topic:
             dlq_conf = producer_config(self.consumer_conf)
             dlq_conf["message.timeout.ms"] = int(self.config.kafka_timeout_seconds * 1000)
-            stages.state.dlq = DeadLetterWriter(dlq_conf, self.config.dlq_topic)
+            # A redrive reads dead letters: one rejected again goes back as the record it was made from.
+            stages.state.dlq = DeadLetterWriter(dlq_conf, self.config.dlq_topic, redrive=self.planner.mode == "redrive")
         if self._joins_group:
             consumer.subscribe(
                 self.topics, on_assign=rebalancer.on_assign, on_revoke=rebalancer.on_revoke, on_lost=rebalancer.on_lost

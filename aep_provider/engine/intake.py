@@ -102,7 +102,9 @@ class Intake:
             st.ledger.queue.append((offset, shaped.message, record))
         elif shaped.skip:
             # Skipped by policy: nothing holds the commit at it.
-            state.summary.add_skip(record.topic, record.partition, offset, tombstone=record.value is None)
+            state.summary.add_skip(
+                record.topic, record.partition, offset, tombstone=record.value is None, label=shaped.skip_label
+            )
         else:
             self.settler.reject(st, record, None, shaped.reject_reason or "rejected")
         state.check_complete(self.consumer, key, st)

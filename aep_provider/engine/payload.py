@@ -58,11 +58,17 @@ def as_record(source: Any, tp: tuple[str, int], offset: int) -> KafkaRecord:
 
 @dataclass(frozen=True)
 class Shaped:
-    """Result of shaping a record: exactly one of ``message``, ``skip`` or ``reject_reason`` is set."""
+    """
+    Result of shaping a record: exactly one of ``message``, ``skip`` or ``reject_reason`` is set.
+
+    :param skip_label: why a skipped record was skipped, where the run locates it (default: a
+        tombstone, or "payload returned None").
+    """
 
     message: bytes | None = None
     skip: bool = False
     reject_reason: str | None = None
+    skip_label: str | None = None
 
 
 PayloadFn = Callable[[KafkaRecord], "dict[str, Any] | None"]

@@ -185,8 +185,11 @@ class RunSummary:
     """
     Counters of one run; :meth:`to_dict` is what the operator returns (XCom).
 
-    :param mode: ``"drain"`` (the group's records up to the snapshot, committed) or ``"replay"``
-        (a past interval sent again, nothing committed).
+    :param mode: ``"drain"`` (the group's records up to the snapshot, committed), ``"replay"``
+        (a past interval sent again, nothing committed) or ``"redrive"`` (the dead-letter topic's
+        records sent again, committed by the redrive group; ``rejected`` counts those rejected
+        again, ``dead_lettered`` those back in the dead-letter topic; the XCom's ``redriven``
+        counts the dead letters read).
     :param interval: replays only: the interval, its scope and lateness.
     :param filtered_by_timestamp: replays only: records read in the offset range whose timestamp
         lies outside the interval (not sent).
@@ -275,17 +278,27 @@ class RunSummary:
         if outcome is not None:
             self.add_mark(topic, partition, offset, outcome, label)
 
-    def add_skip(self, topic: str, partition: int, offset: int, tombstone: bool) -> None:
-        """Count one record skipped by policy (a tombstone, or the payload callable returned None) and locate it."""
+    def add_skip(self, topic: str, partition: int, offset: int, tombstone: bool, label: str | None = None) -> None:
+        """
+        Count one record skipped by policy (a tombstone, the payload callable returned None, or
+        what ``label`` says) and locate it.
+        """
         self.skipped += 1
         self.tombstones += tombstone
-        self.add_mark(topic, partition, offset, SKIPPED, "tombstone" if tombstone else "payload returned None")
+        self.add_mark(
+            topic, partition, offset, SKIPPED, label or ("tombstone" if tombstone else "payload returned None")
+        )
 
     def add_mark(self, topic: str, partition: int, offset: int, kind: str, label: str) -> None:
         """Locate a record settled without being delivered (bounded per partition and per run)."""
         p = self.partition(topic, partition)
         if p is not None and p.mark(offset, kind, label, room=self._marks < MAX_MARKS_PER_RUN):
             self._marks += 1
+
+    @property
+    def redriven(self) -> int:
+        """Redrives: dead letters read from the dead-letter topic (each delivered, rejected again or skipped)."""
+        return sum(p.records for p in self.partitions.values())
 
     @property
     def lag(self) -> int:
@@ -312,6 +325,8 @@ class RunSummary:
             data["lag"] = self.lag
             data["topic_lag"] = self.topic_lag
             data["lost_to_retention"] = self.lost_to_retention
+        if self.mode == "redrive":
+            data["redriven"] = self.redriven
         data["partitions"] = {key: self._partition_dict(p, replay) for key, p in sorted(self.partitions.items())}
         return data
 
@@ -347,6 +362,14 @@ class RunSummary:
                 "nothing committed"
             )
         topic_lag = "unknown" if self.topic_lag is None else self.topic_lag
+        if self.mode == "redrive":
+            return (
+                f"Redrive of dead-letter topic {self.dlq_topic} (group {self.group_id}) finished ({self.stopped_by}) "
+                f"in {self.seconds:.1f}s: redriven={self.redriven} delivered={self.delivered} "
+                f"rejected_again={self.rejected} (dead-lettered again: {self.dead_lettered}, past this run's snapshot "
+                f"end, for the next redrive) skipped={self.skipped} requests={self.requests} retries={self.retries} "
+                f"throttled={self.throttled} rate={rate:.0f}/s lag_left={self.lag} topic_lag={topic_lag}"
+            )
         return (
             f"Drain finished ({self.stopped_by}) in {self.seconds:.1f}s: delivered={self.delivered} "
             f"rejected={self.rejected} dead_lettered={self.dead_lettered} skipped={self.skipped} "

@@ -22,6 +22,12 @@ class HistoryDBManager(BaseDBManager):
     alembic_file = (_HERE / "alembic.ini").as_posix()
     supports_table_dropping = True
 
+    def downgrade(self, to_revision: str, from_revision: str | None = None, show_sql_only: bool = False) -> None:
+        """Downgrade the history tables to ``to_revision`` (Airflow's base class does not implement it)."""
+        from alembic import command
+
+        command.downgrade(self.get_alembic_config(), revision=to_revision, sql=show_sql_only)
+
     def drop_tables(self, connection: Any) -> None:
         """Children first (``airflow db reset``)."""
         inspector = inspect(connection)

@@ -50,6 +50,8 @@ deliveries = Table(
     Column("detail", Text),
     UniqueConstraint("dag_id", "task_id", "run_id", "map_index", "try_number", name="aep_delivery_ti_try_uq"),
     Index("aep_delivery_dag_task_end_idx", "dag_id", "task_id", "end_date"),
+    # The retention's prune looks for the oldest runs of every task.
+    Index("aep_delivery_end_idx", "end_date"),
 )
 
 #: The offsets each run handled per partition: ``[start_offset, end_offset)``.

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from aep_provider.engine.redrive import redrive_group
 from aep_provider.history.models import deliveries, marks, ranges, reasons
 
 #: Runs a page shows at most (newest first).
@@ -52,6 +53,7 @@ def runs(
         run["rejected_by_reason"] = detail.get("rejected_by_reason") or {}
         run["rejection_samples"] = (detail.get("rejection_samples") or [])[:5]
         run["interval"] = detail.get("interval")
+        run["redriven"] = detail.get("redriven")
         out.append(run)
     return out
 
@@ -93,6 +95,46 @@ def rejections_by_reason(
     return [row._asdict() for row in session.execute(query)]
 
 
+def redrive_status(session: Session, dag_id: str, task_id: str) -> dict[str, Any] | None:
+    """
+    A task's dead-letter topic as the history knows it: its last redrive, and how many records were
+    dead-lettered since (by the task's other runs, plus those its last redrive put back). None when
+    no run of the task had a dead-letter topic.
+    """
+    of_task = (deliveries.c.dag_id == dag_id, deliveries.c.task_id == task_id)
+    newest_first = (deliveries.c.end_date.desc(), deliveries.c.id.desc())
+    cols = (deliveries.c.dlq_topic, deliveries.c.group_id, deliveries.c.mode)
+    latest = session.execute(
+        select(*cols).where(*of_task, deliveries.c.dlq_topic.is_not(None)).order_by(*newest_first).limit(1)
+    ).first()
+    if latest is None:
+        return None
+    last = session.execute(
+        select(*(deliveries.c[c] for c in _RUN_COLUMNS))
+        .where(*of_task, deliveries.c.mode == "redrive")
+        .order_by(*newest_first)
+        .limit(1)
+    ).first()
+    since = select(func.coalesce(func.sum(deliveries.c.dead_lettered), 0)).where(
+        *of_task, deliveries.c.mode != "redrive"
+    )
+    if last is not None and last.end_date is not None:
+        since = since.where(deliveries.c.end_date > last.end_date)
+    drain_group = session.scalar(
+        select(deliveries.c.group_id)
+        .where(*of_task, deliveries.c.mode == "drain", deliveries.c.group_id.is_not(None))
+        .order_by(*newest_first)
+        .limit(1)
+    )
+    return {
+        "dlq_topic": latest.dlq_topic,
+        "group_id": last.group_id if last is not None else redrive_group(drain_group) if drain_group else None,
+        "last_redrive": _run(last) if last is not None else None,
+        "dead_lettered_since": int(session.scalar(since) or 0) + (int(last.dead_lettered or 0) if last else 0),
+        "conf": {"redrive": task_id},
+    }
+
+
 def totals(run_list: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Sums over the runs shown (``failed_in_aep`` only over the runs that report it)."""
     out: dict[str, Any] = {"runs": 0, "delivered": 0, "rejected": 0, "dead_lettered": 0, "skipped": 0}
@@ -128,7 +170,8 @@ def where(session: Session, topic: str, partition: int, offset: int, dag_ids: Co
     - ``dead_lettered`` / ``skipped`` (with the reason class) / ``rejected``;
     - ``not_yet_drained``: past the group's last committed offset (with that offset and the lag then);
     - ``unknown``: before the group's oldest run in the history, or between two runs' ranges
-      (committed by an earlier try of the later run, or by a run whose history is not kept).
+      (committed by a try that left no summary — killed —, or by a run whose history is not kept:
+      pruned by the retention, or before the provider was installed).
 
     Replays whose range held the record are listed apart (they re-send, never commit).
     """
@@ -246,6 +289,7 @@ def _unsettled(
     else:
         reason = (
             f"committed between run {below.run_id} (up to offset {below.end_offset}) and run {above.run_id} "
-            f"(from offset {above.start_offset}): by an earlier try of {above.run_id}, or a run whose history is not kept"
+            f"(from offset {above.start_offset}): by a try that left no summary (killed), or a run whose history is not "
+            "kept (pruned by the retention, or before the provider was installed)"
         )
     return {**run, "status": "unknown", "reason": reason}

@@ -18,7 +18,7 @@ _SUMMARY_KEYS = frozenset({"mode", "delivered", "rejected", "partitions", "stopp
 
 #: Per-run keys kept in the ``detail`` column (the per-partition part goes to the range rows).
 _DETAIL_KEYS = ("interval", "rejected_by_reason", "rejection_samples", "request_seconds", "requests", "retries",
-                "throttled", "bytes", "tombstones", "uncommitted", "failed_in_aep_by_reason")  # fmt: skip
+                "throttled", "bytes", "tombstones", "uncommitted", "failed_in_aep_by_reason", "redriven")  # fmt: skip
 
 
 def is_run_summary(value: Any) -> bool:

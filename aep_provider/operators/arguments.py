@@ -136,7 +136,13 @@ ARGUMENTS: tuple[Argument, ...] = (
     Argument("dataset_id", None, 'Dataset id, required with ``payload="xdm"``.', templated=True),
     Argument("flow_id", None, "Dataflow id put in the XDM header (``flowId``).", templated=True),
     Argument("source_name", None, "``header.source.name`` of the XDM envelope.", templated=True),
-    Argument("dlq_topic", _DRAIN["dlq_topic"], "Topic receiving rejected records (headers say why).", templated=True),
+    Argument(
+        "dlq_topic",
+        _DRAIN["dlq_topic"],
+        "Topic receiving rejected records (headers say why).",
+        doc="A redrive sends its records again (see *Dead-letter redrive* below).",
+        templated=True,
+    ),
     Argument(
         "on_reject",
         _DRAIN["on_reject"],
@@ -177,9 +183,10 @@ ARGUMENTS: tuple[Argument, ...] = (
         "mode",
         "auto",
         '``"auto"`` (backfill runs replay their data interval, and so do manual runs whose data interval was '
-        'set by hand in the Trigger form; other runs drain), ``"drain"`` (every run drains) or ``"replay"`` '
-        "(every run replays its data interval).",
-        doc="See [Backfills and replays](backfills.md).",
+        'set by hand in the Trigger form; other runs drain), ``"drain"`` (every run drains), ``"replay"`` '
+        '(every run replays its data interval) or ``"redrive"`` (every run redrives ``dlq_topic``).',
+        doc="See [Backfills and replays](backfills.md). With `auto` or `drain`, a run whose conf sets `redrive` "
+        "redrives (see *Dead-letter redrive* below).",
         templated=True,
     ),
     Argument(

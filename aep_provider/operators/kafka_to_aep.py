@@ -22,6 +22,7 @@ from aep_provider.engine.config import (
 from aep_provider.engine.drain import DrainEngine
 from aep_provider.engine.errors import DrainError, FailedInAEPError
 from aep_provider.engine.payload import make_shaper
+from aep_provider.engine.redrive import redrive_engine, redrive_group
 from aep_provider.engine.replay import ReplayPlanner, parse_scope
 from aep_provider.engine.summary import RunSummary
 from aep_provider.exceptions import AEPConfigurationError, task_error
@@ -30,7 +31,7 @@ from aep_provider.kafka.connection import kafka_connection_config
 from aep_provider.links.aep import AEPDatasetLink
 from aep_provider.operators.aep_checks import report_aep_failures, xdm_validators
 from aep_provider.operators.arguments import default, docstring, template_fields
-from aep_provider.operators.run_mode import replay_window, validate_mode
+from aep_provider.operators.run_mode import redrive_requested, replay_window, validate_mode
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -63,6 +64,11 @@ class KafkaToAEPOperator(BaseOperator):
     A ``backfill`` run (and any run given ``replay_start``/``replay_end``) is a *replay* instead:
     it maps its data interval to offsets with the broker's timestamp index, sends the records
     stamped inside the interval again, never joins the consumer group and commits nothing.
+
+    A run whose conf sets ``redrive`` (true, or this task's id) — or every run with
+    ``mode="redrive"`` — is a *redrive*: it sends the records of ``dlq_topic`` again, each shaped
+    as the record it was dead-lettered from (same message, same ``_id``), and commits the group
+    ``<group.id>.dlq-redrive``; records rejected again go back to ``dlq_topic`` for the next redrive.
 
     Arguments are declared once, in :mod:`aep_provider.operators.arguments`.
     """
@@ -274,14 +280,30 @@ class KafkaToAEPOperator(BaseOperator):
     def _drain(self, context: Context | None) -> dict[str, Any]:
         topics = [self.topics] if isinstance(self.topics, str) else list(self.topics)
         config = self.drain_config()
-        window = replay_window(
+        redrive = redrive_requested(
             context or {},
             mode=self.mode,
-            start=self.replay_start,
-            end=self.replay_end,
-            scope=self.replay_scope,
-            lateness_seconds=self.replay_lateness_seconds,
-            naive_timezone=_airflow_timezone(),
+            task_id=self.task_id,
+            replay_start=self.replay_start,
+            replay_end=self.replay_end,
+        )
+        if redrive and not config.dlq_topic:
+            raise ValueError(
+                f"task {self.task_id!r} is asked to redrive its dead-letter topic, but it has no dlq_topic: "
+                "nothing to redrive"
+            )
+        window = (
+            None
+            if redrive
+            else replay_window(
+                context or {},
+                mode=self.mode,
+                start=self.replay_start,
+                end=self.replay_end,
+                scope=self.replay_scope,
+                lateness_seconds=self.replay_lateness_seconds,
+                naive_timezone=_airflow_timezone(),
+            )
         )
         consumer_conf = self.kafka_consumer_config()
         planner = None
@@ -311,14 +333,22 @@ class KafkaToAEPOperator(BaseOperator):
                 source_name=self.source_name,
                 schemas=schemas,
             )
-            self._engine = DrainEngine(
-                consumer_conf=consumer_conf,
-                topics=topics,
-                sender=hook.get_client(),
-                config=config,
-                shaper=shaper,
-                planner=planner,
-            )
+            run: dict[str, Any] = {
+                "consumer_conf": consumer_conf,
+                "sender": hook.get_client(),
+                "config": config,
+                "shaper": shaper,
+            }
+            if redrive:
+                self.log.info(
+                    "Redriving dead-letter topic %r with consumer group %r: its records go to AEP again as the "
+                    "records they were dead-lettered from (same _id); those rejected again go back to it",
+                    config.dlq_topic,
+                    redrive_group(str(consumer_conf["group.id"])),
+                )
+                self._engine = redrive_engine(source_topics=topics, **run)
+            else:
+                self._engine = DrainEngine(topics=topics, planner=planner, **run)
             summary = self._run_engine(self._engine)
             summary.xdm_validation = {"enabled": schemas is not None, "schemas": schemas.schemas() if schemas else []}
             report = report_aep_failures(

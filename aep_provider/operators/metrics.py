@@ -59,7 +59,7 @@ def emit_run_metrics(summary: Mapping[str, Any], *, dag_id: str, task_id: str, t
     :param dag_id: tag ``dag_id``. :param task_id: tag ``task_id``.
     :param topics: the topics the run drained (tag ``topic``).
     """
-    # mode: "drain" or "replay" (a backfill's re-sends must not read as new traffic).
+    # mode: "drain", "replay" or "redrive" (re-sends must not read as new traffic).
     mode = str(summary.get("mode", "drain"))
     run_tags = {"dag_id": dag_id, "task_id": task_id, "topic": topic_tag(topics), "mode": mode}
     Stats.incr(RUNS, tags={**run_tags, "stopped_by": str(summary.get("stopped_by", "unknown")).replace(" ", "_")})

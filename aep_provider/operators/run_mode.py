@@ -1,4 +1,4 @@
-"""Which kind of run a task instance is: a drain of the group, or a replay of a past interval."""
+"""Which kind of run a task instance is: a drain of the group, a replay of a past interval, or a redrive of its dead-letter topic."""
 
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ from aep_provider.engine.replay import ReplayScope, ReplayWindow
 from aep_provider.operators.manual_interval import interval_set_by_hand
 
 #: Values of the operator's ``mode`` argument.
-MODES = ("auto", "drain", "replay")
+MODES = ("auto", "drain", "replay", "redrive")
 
 #: Keys a manual run's conf (or the DAG's params, as the UI's Trigger form fills them) may set.
 CONF_START, CONF_END, CONF_SCOPE = "replay_start", "replay_end", "replay_scope"
+#: The conf (or params) key asking for a redrive: ``true`` (every KafkaToAEPOperator task of the
+#: run), a task id, or a list of task ids.
+CONF_REDRIVE = "redrive"
 
 _ZERO_LENGTH_HINT = (
     "The DAG's timetable gives zero-length data intervals (in Airflow 3 a plain cron string means "
@@ -66,7 +69,7 @@ def replay_window(
     :param naive_timezone: where date-times without a time zone are read (Airflow's default timezone).
     :raises ReplayError: for an interval that cannot be replayed (half given, empty, reversed, in the future).
     """
-    if validate_mode(mode) == "drain":
+    if validate_mode(mode) in ("drain", "redrive"):
         return None
     dag_run = context.get("dag_run")
     params = context.get("params") or {}
@@ -103,3 +106,77 @@ def replay_window(
         start, end, scope=setting(scope, CONF_SCOPE) or ReplayScope.HANDED_OVER, lateness_seconds=lateness_seconds,
         now=now, source=source, empty_hint=empty_hint, naive_timezone=naive_timezone,
     )  # fmt: skip
+
+
+def _redrive_targets(value: Any, task_id: str, task_ids: Any) -> bool:
+    """Whether conf ``redrive`` (true, a task id or a list of them) names this task."""
+    if isinstance(value, bool):
+        return value
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+        raise ValueError(
+            f"conf {CONF_REDRIVE!r} must be true, a task id or a list of task ids, got {value!r} "
+            f'(e.g. {{"{CONF_REDRIVE}": "{task_id}"}})'
+        )
+    unknown = sorted(set(names) - set(task_ids)) if task_ids else []
+    if unknown:
+        raise ValueError(
+            f"conf {CONF_REDRIVE!r} names task(s) {', '.join(map(repr, unknown))}, which this DAG does not have "
+            f"(its tasks: {', '.join(sorted(task_ids))})"
+        )
+    return task_id in names
+
+
+def redrive_requested(
+    context: Mapping[str, Any], *, mode: str, task_id: str, replay_start: Any = None, replay_end: Any = None
+) -> bool:
+    """
+    Whether this run redrives the task's dead-letter topic (rather than draining or replaying).
+
+    - ``mode="redrive"``: every run does;
+    - otherwise the run's params, then its conf, key ``redrive``: ``true`` (every KafkaToAEPOperator
+      task of the run), this task's id, or a list of ids holding it.
+
+    A redrive sends the dead-letter topic's records, whatever their time: it has no interval. So
+    asking for one together with an interval (``replay_start``/``replay_end``), in a backfill run,
+    or of a task with ``mode="replay"`` is one error naming what conflicts.
+
+    :raises ValueError: a ``redrive`` value that is none of the above, or a conflicting request.
+    """
+    validate_mode(mode)
+    dag_run = context.get("dag_run")
+    params = context.get("params") or {}
+    conf = getattr(dag_run, "conf", None) or {}
+    asked = next((v for v in (params.get(CONF_REDRIVE), conf.get(CONF_REDRIVE)) if _given(v)), None)
+    if mode == "redrive":
+        requested, why = True, "mode='redrive'"
+    elif asked is None:
+        return False
+    else:
+        dag = context.get("dag")
+        requested = _redrive_targets(asked, task_id, getattr(dag, "task_ids", None))
+        why = f"conf {CONF_REDRIVE}={asked!r}"
+    if not requested:
+        return False
+    interval = [
+        key
+        for key, explicit in ((CONF_START, replay_start), (CONF_END, replay_end))
+        if any(_given(v) for v in (explicit, params.get(key), conf.get(key)))
+    ]
+    if interval:
+        raise ValueError(
+            f"{why} asks for a redrive of the dead-letter topic, and {'/'.join(interval)} for a replay of an "
+            f"interval: a run does one or the other. Trigger two runs, one with {CONF_REDRIVE} and one with "
+            f"{CONF_START} and {CONF_END}."
+        )
+    if mode == "replay":
+        raise ValueError(
+            f"{why} asks for a redrive, but task {task_id!r} has mode='replay' (every run replays its data "
+            "interval); redrive it from a task with mode='auto' or 'drain', or one with mode='redrive'."
+        )
+    if _run_type(dag_run) == "backfill":
+        raise ValueError(
+            f"{why} asks for a redrive in a backfill run, which replays its data interval; trigger a manual run "
+            f'with conf {{"{CONF_REDRIVE}": "{task_id}"}} instead.'
+        )
+    return True

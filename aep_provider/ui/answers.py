@@ -6,8 +6,9 @@ from typing import Any
 
 
 def _run(answer: dict[str, Any]) -> str:
+    kind = "redrive run" if answer.get("mode") == "redrive" else "run"
     return (
-        f"run {answer.get('run_id')} (DAG {answer.get('dag_id')}, task {answer.get('task_id')}, "
+        f"{kind} {answer.get('run_id')} (DAG {answer.get('dag_id')}, task {answer.get('task_id')}, "
         f"try {answer.get('try_number')}, {answer.get('state')}, ended {answer.get('end_date') or '—'})"
     )
 
@@ -21,7 +22,9 @@ def describe(answer: dict[str, Any], offset: int) -> str:
         dlq = answer.get("dlq_topic") or "the dead-letter topic"
         return (
             f"Dead-lettered by {_run(answer)}: rejected ({answer.get('reason')}). It is in {dlq}, with headers "
-            f"aep.source.offset={offset} and the full reason in aep.error.reason."
+            f"aep.source.offset={offset} and the full reason in aep.error.reason. Once the cause is fixed, a redrive "
+            f"(the button on task {answer.get('task_id')}'s tab, or a run with conf "
+            f'{{"redrive": "{answer.get("task_id")}"}}) sends it again with the same _id.'
         )
     if status == "skipped":
         return f"Skipped by {_run(answer)} ({answer.get('reason')}); not sent, committed past."

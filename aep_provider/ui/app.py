@@ -15,11 +15,12 @@ from typing import Annotated, Any
 
 # This module is imported only when the API server builds the app (see plugin.py), never in task processes.
 from airflow.api_fastapi.app import get_auth_manager
-from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
+from sqlalchemy import select
 
 from aep_provider.history import queries
 from aep_provider.ui import answers, pages
@@ -33,6 +34,27 @@ def readable_dag_ids(user: Any, session: Any, dag_id: str | None = None) -> set[
     if dag_id is not None:
         return {dag_id}
     return set(get_auth_manager().get_authorized_dag_ids(user=user, method="GET", session=session))
+
+
+def redrive_payload(session: Any, user: Any, dag_id: str, task_id: str) -> dict[str, Any] | None:
+    """
+    The task's dead-letter topic and its redrive (see :func:`queries.redrive_status`), with whether
+    this user may trigger the DAG (the button posts to Airflow's own REST API, which decides) and
+    whether the DAG is paused (a triggered run then waits).
+    """
+    from airflow.models.dag import DagModel
+
+    found = queries.redrive_status(session, dag_id, task_id)
+    if found is None:
+        return None
+    found["may_trigger"] = get_auth_manager().is_authorized_dag(
+        method="POST",
+        access_entity=DagAccessEntity.RUN,
+        details=DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id, session=session)),
+        user=user,
+    )
+    found["dag_paused"] = bool(session.scalar(select(DagModel.is_paused).where(DagModel.dag_id == dag_id)))
+    return found
 
 
 def create_app() -> FastAPI:
@@ -55,6 +77,7 @@ def create_app() -> FastAPI:
             "totals": queries.totals(run_list),
             "rejections_by_reason": queries.rejections_by_reason(session, dag_ids, task_id, since=since),
             "rejections_since": since.isoformat(),
+            "redrive": redrive_payload(session, user, dag_id, task_id) if dag_id and task_id else None,
         }
 
     def where_payload(session: Any, user: Any, topic: str, partition: int, offset: int, dag_id: str | None) -> dict:

@@ -10,6 +10,7 @@ from markupsafe import Markup
 from starlette.requests import Request
 
 from aep_provider.ui import charts
+from aep_provider.ui.plugin import URL_PREFIX
 
 
 @cache
@@ -36,6 +37,8 @@ def render(request: Request, data: dict[str, Any], found: dict[str, Any] | None,
         "Lag at the end of each run (records)",
     )
     base = str(request.scope.get("root_path", "")).rstrip("/")
+    # Airflow's own REST API, next to this app's mount point (Airflow may be served under a path).
+    api_root = base.removesuffix(URL_PREFIX) + "/api/v2"
     return (
         _env()
         .get_template("deliveries.html")
@@ -44,6 +47,7 @@ def render(request: Request, data: dict[str, Any], found: dict[str, Any] | None,
             found=found,
             run_id=run_id,
             base=base,
+            api_root=api_root,
             query=request.query_params,
             delivered_chart=Markup(delivered),  # noqa: S704 - built by charts.py, every value escaped there
             lag_chart=Markup(lag),  # noqa: S704

@@ -33,8 +33,11 @@ class AEPDeliveriesPlugin(AirflowPlugin):
 
     @cached_property
     def fastapi_apps(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        from aep_provider.history.tries import watch_tries
         from aep_provider.ui.app import create_app
 
+        # The API server is where a retried (or cleared) try is archived: record it there.
+        watch_tries()
         return [{"app": create_app(), "url_prefix": URL_PREFIX, "name": VIEW_NAME}]
 
     @cached_property

@@ -32,9 +32,22 @@ with DAG(
 """
 
 
-def write_dag(airflow_db: str, topic: str, kafka_conn: str, aep_conn: str, extra: str = "", retries: int = 1):
-    """Write a one-task DAG (task ``drain``) into the dags-folder bundle and import it; return its module."""
-    dag_id = f"aep_fault_{uuid.uuid4().hex[:8]}"
+def write_dag(
+    airflow_db: str,
+    topic: str,
+    kafka_conn: str,
+    aep_conn: str,
+    extra: str = "",
+    retries: int = 1,
+    *,
+    dag_id: str | None = None,
+):
+    """
+    Write a one-task DAG (task ``drain``) into the dags-folder bundle and import it; return its module.
+
+    :param dag_id: the DAG's id (default: a new one); the same id again writes the same DAG again.
+    """
+    dag_id = dag_id or f"aep_fault_{uuid.uuid4().hex[:8]}"
     bundle = Path(airflow_db) / "dags"
     bundle.mkdir(exist_ok=True)
     path = bundle / f"{dag_id}.py"
@@ -49,7 +62,23 @@ def write_dag(airflow_db: str, topic: str, kafka_conn: str, aep_conn: str, extra
     return module
 
 
-def run_dag(airflow_db: str, topic: str, kafka_conn: str, aep_conn: str, extra: str = "", retries: int = 1):
-    """Write a one-task DAG into the dags-folder bundle, run it with dag.test(), return (dag_run, ti)."""
-    dag_run = write_dag(airflow_db, topic, kafka_conn, aep_conn, extra, retries).dag.test()
+def run_dag(
+    airflow_db: str,
+    topic: str,
+    kafka_conn: str,
+    aep_conn: str,
+    extra: str = "",
+    retries: int = 1,
+    *,
+    dag_id: str | None = None,
+    run_conf: dict | None = None,
+):
+    """
+    Write a one-task DAG into the dags-folder bundle, run it with dag.test(), return (dag_run, ti).
+
+    :param dag_id: the DAG's id (default: a new one); the same id again runs the same DAG again.
+    :param run_conf: the run's conf.
+    """
+    module = write_dag(airflow_db, topic, kafka_conn, aep_conn, extra, retries, dag_id=dag_id)
+    dag_run = module.dag.test(run_conf=run_conf)
     return dag_run, dag_run.get_task_instance("drain")

@@ -1,13 +1,15 @@
 """
 End to end: the "AEP deliveries" page in a real ``airflow standalone`` and a real headless Chromium.
 
-One stack (module scope) serves every check: two DAG runs drain a topic holding a record AEP
-cannot take (dead-lettered) and a tombstone (skipped); the scheduler-side listener records them;
-the API answers only authenticated users who may read the DAG; a browser logs in, opens the nav
-page and the DAG tab, reads the run table and the totals inside the view's iframe, searches an
-offset and reads the answer. Screenshots go to ``$AEP_TEST_ARTIFACTS`` (default
-``.local/test-artifacts``); ``AEP_UPDATE_DOCS_SCREENSHOT=1`` also copies the DAG tab's to
-``docs/images/deliveries-page.png``.
+One stack (module scope) serves every check: two DAG runs drain a topic holding a record that is
+not JSON and one AEP rejects (both dead-lettered) and a tombstone (skipped); the scheduler-side
+listener records them; the API answers only authenticated users who may read the DAG; a browser
+logs in, opens the nav page and the DAG tab, reads the run table and the totals inside the view's
+iframe, searches an offset and reads the answer; then, AEP taking the record it rejected, clicks
+the task tab's redrive button and reads the redrive run's result. Screenshots go to
+``$AEP_TEST_ARTIFACTS`` (default ``.local/test-artifacts``); ``AEP_UPDATE_DOCS_SCREENSHOT=1`` also
+copies the DAG tab's to ``docs/images/deliveries-page.png`` and the task tab's after the redrive to
+``docs/images/deliveries-redrive.png``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import pytest
 import requests
 from confluent_kafka import Producer
 
+from aep_provider.emulator import Fault
+from aep_provider.emulator.remote import RemoteEmulator
 from scripts.devstack import REPO_ROOT, DevStack
 from scripts.kafka_local import free_port
 from scripts.sample_events import DEFAULT_DATASET_ID, DEFAULT_SCHEMA_ID, EMULATOR_IMS_ORG_ID, sample_event
@@ -44,6 +48,9 @@ CHROMIUM_FLAGS = (
 )  # fmt: skip
 ARTIFACTS = Path(os.environ.get("AEP_TEST_ARTIFACTS") or REPO_ROOT / ".local" / "test-artifacts")
 DOCS_SCREENSHOT = REPO_ROOT / "docs" / "images" / "deliveries-page.png"
+DOCS_REDRIVE_SCREENSHOT = REPO_ROOT / "docs" / "images" / "deliveries-redrive.png"
+#: Text of the first event only (json.dumps spacing, as the emulator matches it): AEP rejects it in the first run.
+REJECTED_ONCE = 'sample page 0"'
 
 DAG = """
 from datetime import timedelta
@@ -153,6 +160,8 @@ def runs(stack: DevStack, topics, kafka_bootstrap: str) -> list[str]:
     topic, _ = topics
     session = stack.api_session()
     _produce(kafka_bootstrap, topic, 0, GOOD, bad=True)
+    # AEP rejects the first event in the first batch request (the first run's first, offset 0 first).
+    RemoteEmulator(stack.emulator_url).inject(Fault(reject_if_contains=REJECTED_ONCE, count=1, endpoint="batch"))
     first = _trigger_and_wait(session, stack)
     _produce(kafka_bootstrap, topic, GOOD, 5, bad=False)
     second = _trigger_and_wait(session, stack)
@@ -176,13 +185,29 @@ def test_the_api_answers_only_users_who_may_read_the_dag(stack: DevStack, runs, 
     data = _api(stack, "deliveries", viewer, dag_id=DAG_ID).json()
     assert [r["run_id"] for r in data["runs"]] == list(reversed(runs))  # newest first
     assert data["totals"] == {
-        "runs": 2, "delivered": GOOD + 5, "rejected": 1, "dead_lettered": 1, "skipped": 1, "failed_in_aep": None,
+        "runs": 2, "delivered": GOOD - 1 + 5, "rejected": 2, "dead_lettered": 2, "skipped": 1, "failed_in_aep": None,
     }  # fmt: skip
-    assert data["rejections_by_reason"] == [{"reason": "invalid JSON", "count": 1, "runs": 1}]
+    assert data["rejections_by_reason"] == [
+        {"reason": "AEP 400", "count": 1, "runs": 1}, {"reason": "invalid JSON", "count": 1, "runs": 1},
+    ]  # fmt: skip
     (answer,) = _api(stack, "where", viewer, **where).json()["answers"]
     assert (answer["status"], answer["run_id"], answer["reason"]) == ("dead_lettered", runs[0], "invalid JSON")
+    (first,) = _api(stack, "where", viewer, **{**where, "offset": 0}).json()["answers"]
+    assert (first["status"], first["reason"]) == ("dead_lettered", "AEP 400")
     later = _api(stack, "where", viewer, topic=topic, partition=0, offset=GOOD + 4).json()["answers"][0]
     assert (later["status"], later["run_id"]) == ("delivered", runs[1])
+    # The task's redrive: the button is live only for users who may trigger the DAG, as Airflow's API decides.
+    redrive = _api(stack, "deliveries", viewer, dag_id=DAG_ID, task_id=TASK_ID).json()["redrive"]
+    assert (redrive["dlq_topic"], redrive["conf"], redrive["may_trigger"]) == (topics[1], {"redrive": TASK_ID}, False)
+    assert redrive["group_id"].endswith(".dlq-redrive") and redrive["last_redrive"] is None
+    assert _api(stack, "deliveries", _token(stack, "admin"), dag_id=DAG_ID, task_id=TASK_ID).json()["redrive"][
+        "may_trigger"
+    ]
+    refused = requests.post(
+        f"{stack.api_url}/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": {"redrive": TASK_ID}},
+        headers={"Authorization": f"Bearer {viewer}"}, timeout=60,
+    )  # fmt: skip
+    assert refused.status_code == 403, refused.text
     bad = _api(stack, "where", viewer, topic=topic, partition="three", offset=1)
     assert bad.status_code == 422 and "partition" in bad.text
 
@@ -236,7 +261,9 @@ def _enter_view(driver, url: str, what: str) -> None:
     _wait(driver, ec.presence_of_element_located((By.TAG_NAME, "h1")), f"the {what} heading")
 
 
-def test_a_user_reads_runs_totals_and_where_a_record_went_in_the_browser(stack: DevStack, runs, topics, browser):
+def test_a_user_reads_runs_totals_and_where_a_record_went_and_redrives_dead_letters_in_the_browser(
+    stack: DevStack, runs, topics, browser, kafka_bootstrap: str
+):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
 
@@ -261,10 +288,10 @@ def test_a_user_reads_runs_totals_and_where_a_record_went_in_the_browser(stack: 
     rows = driver.find_elements(By.CSS_SELECTOR, "#runs tr[data-run-id]")
     assert [r.get_attribute("data-run-id") for r in rows] == list(reversed(runs))
     first = rows[-1].text
-    assert "success" in first and f" {GOOD} 1 1 " in f" {first} "  # delivered, rejected, dead-lettered
+    assert "success" in first and f" {GOOD - 1} 2 2 " in f" {first} "  # delivered, rejected, dead-lettered
     totals = {b.get_attribute("data-total"): b.text for b in driver.find_elements(By.CSS_SELECTOR, "#totals b")}
     assert totals == {
-        "delivered": str(GOOD + 5), "rejected": "1", "dead_lettered": "1", "skipped": "1", "failed_in_aep": "—",
+        "delivered": str(GOOD - 1 + 5), "rejected": "2", "dead_lettered": "2", "skipped": "1", "failed_in_aep": "—",
     }  # fmt: skip
     assert "invalid JSON" in driver.find_element(By.ID, "reasons").text
 
@@ -290,3 +317,52 @@ def test_a_user_reads_runs_totals_and_where_a_record_went_in_the_browser(stack: 
     current = driver.find_elements(By.CSS_SELECTOR, "#runs tr.current")
     assert [r.get_attribute("data-run-id") for r in current] == [runs[0]]
     _shot(driver, "task-tab")
+
+    # The redrive: AEP now takes the record it rejected (the fault was used up); the record that is
+    # not JSON stays rejected. The button posts a DAG run through Airflow's own REST API.
+    assert "no redrive yet" in driver.find_element(By.ID, "redrive").text
+    assert driver.find_element(By.ID, "redrive-since").text == "2"
+    driver.find_element(By.ID, "redrive-button").click()
+    _wait(driver, lambda d: "Triggered redrive run" in d.find_element(By.ID, "redrive-status").text, "the trigger")
+    # Once the run ends the view reloads on it (the frame navigates itself): its row is the highlighted one.
+    row = _wait(driver, lambda d: _current_row_not_in(d, runs), "the redrive run's result", timeout=WAIT_SECONDS)
+    redrive_run = row.get_attribute("data-run-id")
+    cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
+    # run, try, mode, state, delivered, rejected (again), dead-lettered (back in the topic)
+    assert (cells[2], cells[3], cells[4], cells[5], cells[6]) == ("redrive", "success", "1", "1", "1"), cells
+    assert f"since the last redrive (run {redrive_run}, success" in driver.find_element(By.ID, "redrive").text
+    assert driver.find_element(By.ID, "redrive-since").text == "1"  # the record that is not JSON, put back
+    shot = _shot(driver, "task-tab-redrive")
+    if os.environ.get("AEP_UPDATE_DOCS_SCREENSHOT"):
+        shutil.copyfile(shot, DOCS_REDRIVE_SCREENSHOT)
+    # AEP got the event it had rejected, once, as the drain built it (same _id as produced).
+    sent = [m for m in RemoteEmulator(stack.emulator_url).accepted() if REJECTED_ONCE in json.dumps(m)]
+    assert len(sent) == 1 and sent[0]["body"]["xdmEntity"]["_id"] == _first_event_id(kafka_bootstrap, topics[0])
+    note = stack.api_session().get(f"{stack.api_url}/api/v2/dags/{DAG_ID}/dagRuns/{redrive_run}", timeout=30).json()
+    assert note["conf"] == {"redrive": TASK_ID}
+
+
+def _current_row_not_in(driver, runs: list[str]):
+    """The highlighted run row, once it is a run other than ``runs`` (False meanwhile, reloads included)."""
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.common.by import By
+
+    try:
+        rows = driver.find_elements(By.CSS_SELECTOR, "#runs tr.current")
+        return rows[0] if rows and rows[0].get_attribute("data-run-id") not in runs else False
+    except WebDriverException:  # the frame is between two documents
+        return False
+
+
+def _first_event_id(bootstrap: str, topic: str) -> str:
+    """The ``_id`` the producer gave the event at offset 0."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": "e2e-reader"})
+    try:
+        reader.assign([TopicPartition(topic, 0, 0)])
+        msg = reader.poll(30)
+        assert msg is not None and msg.error() is None
+        return json.loads(msg.value())["body"]["xdmEntity"]["_id"]
+    finally:
+        reader.close()

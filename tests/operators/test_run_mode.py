@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from aep_provider.engine import ReplayError, ReplayScope
-from aep_provider.operators.run_mode import replay_window
+from aep_provider.operators.run_mode import redrive_requested, replay_window
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
 DAY1, DAY2 = datetime(2026, 11, 28, tzinfo=timezone.utc), datetime(2026, 11, 29, tzinfo=timezone.utc)
@@ -129,3 +129,68 @@ def test_bad_manual_replays_are_one_clear_error(conf, match):
 def test_unknown_mode_is_rejected():
     with pytest.raises(ValueError, match="mode must be one of 'auto', 'drain', 'replay'"):
         _window(_context(), mode="sometimes")
+
+
+# -- redrives ---------------------------------------------------------------------------------
+
+
+def _redrive(context, mode="auto", task_id="drain", **replay):
+    context.setdefault("dag", SimpleNamespace(task_ids=["drain", "other", "report"]))
+    return redrive_requested(context, mode=mode, task_id=task_id, **replay)
+
+
+@pytest.mark.parametrize(
+    ("conf", "asked"),
+    [
+        ({}, False),
+        ({"redrive": True}, True),
+        ({"redrive": False}, False),
+        ({"redrive": "drain"}, True),
+        ({"redrive": "other"}, False),
+        ({"redrive": ["other", "drain"]}, True),
+        ({"redrive": None}, False),
+    ],
+)
+def test_a_manual_run_redrives_the_tasks_its_conf_names(conf, asked):
+    assert _redrive(_context("manual", conf=conf)) is asked
+    # The Trigger form fills params (conf overrides declared params): the same values work there.
+    assert _redrive(_context("manual", params=conf)) is asked
+
+
+def test_mode_redrive_makes_every_run_a_redrive_and_never_a_replay():
+    assert _redrive(_context("scheduled"), mode="redrive") is True
+    assert _window(_context("backfill"), mode="redrive") is None
+    assert _redrive(_context("manual", conf={"redrive": "drain"}), mode="drain") is True
+
+
+@pytest.mark.parametrize(
+    ("context", "mode", "replay", "match"),
+    [
+        (
+            _context("manual", conf={"redrive": True, "replay_start": "2026-11-28", "replay_end": "2026-11-29"}),
+            "auto",
+            {},
+            r"conf redrive=True asks for a redrive of the dead-letter topic, and replay_start/replay_end for a "
+            r"replay of an interval: a run does one or the other",
+        ),
+        (
+            _context("manual", conf={"redrive": "drain"}),
+            "auto",
+            {"replay_end": "2026-11-29"},
+            r"and replay_end for a replay",
+        ),
+        (
+            _context("scheduled", params={"replay_start": "2026-11-28"}),
+            "redrive",
+            {},
+            r"mode='redrive' asks .*replay_start",
+        ),
+        (_context("manual", conf={"redrive": True}), "replay", {}, r"task 'drain' has mode='replay'"),
+        (_context("backfill", conf={"redrive": "drain"}), "auto", {}, r"in a backfill run, which replays its data"),
+        (_context("manual", conf={"redrive": 1}), "auto", {}, r"must be true, a task id or a list of task ids, got 1"),
+        (_context("manual", conf={"redrive": ["drian"]}), "auto", {}, r"names task\(s\) 'drian', which this DAG"),
+    ],
+)
+def test_a_conflicting_or_unclear_redrive_request_is_one_error_naming_the_keys(context, mode, replay, match):
+    with pytest.raises(ValueError, match=match):
+        _redrive(context, mode=mode, **replay)

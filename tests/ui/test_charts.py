@@ -23,5 +23,8 @@ def test_each_status_reads_as_a_sentence():
     )
     dead = answers.describe({**run, "status": "dead_lettered", "reason": "AEP 400", "dlq_topic": "x.dlq"}, 5)
     assert "rejected (AEP 400). It is in x.dlq, with headers aep.source.offset=5" in dead
+    assert 'a redrive (the button on task t\'s tab, or a run with conf {"redrive": "t"})' in dead
+    redriven = answers.describe({**run, "mode": "redrive", "status": "delivered", "group_id": "g.dlq-redrive"}, 0)
+    assert redriven.startswith("Delivered to AEP by redrive run r1 (DAG d, task t")
     waiting = answers.describe({**run, "status": "not_yet_drained", "group_id": "g", "committed": 4, "lag": 9}, 5)
     assert "group g had committed up to offset 4" in waiting and "lag then 9" in waiting
