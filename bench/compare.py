@@ -19,6 +19,9 @@ The three alternate (the order rotates) ``--repeat`` times. Then, unless switche
   delay fault), on ``--latency-events``;
 * throttled: ours with the client's default limits against an emulator enforcing 10,000
   messages/s and 1,000 requests/s, on ``--throttled-events``: messages/s and 429 answers;
+* far: the throttled case with the inlet ``--far-ms`` away (every answer delayed by that much,
+  an emulator delay fault: the inlet counts a request after the delay, as a far one counts it
+  late), ``--far-in-flight`` slots;
 * memory: ours at N = events/4 and at 4N = events: peak RSS of each;
 * empty: ours again on the group that has just drained everything (a run with nothing to do: it
   must end from offsets alone, without joining the group, or the case fails).
@@ -326,6 +329,7 @@ class Runner:
         client_limits: bool = False,
         faults: list[Any] = (),  # type: ignore[assignment]
         inlet: Any = None,
+        in_flight: int | None = None,
     ) -> dict[str, Any]:
         """Run one case; ``inlet`` (default: the emulator) answers the batches, the emulator the tokens."""
         emulator.reset()
@@ -341,7 +345,7 @@ class Runner:
             "--bootstrap", self.bootstrap, "--topic", self.topic, "--group", group,
             "--emulator-url", emulator.url, "--events", str(events),
             "--timeout", str(self.args.timeout), "--peer-batch", str(self.args.peer_batch),
-            "--in-flight", str(self.args.in_flight),
+            "--in-flight", str(in_flight or self.args.in_flight),
         ]  # fmt: skip
         if client_limits:
             command.append("--client-limits")
@@ -461,6 +465,12 @@ def report(runner: Runner, args: argparse.Namespace, conditions: dict[str, Any])
             f"- throttled (inlet enforcing 10,000 msg/s and 1,000 req/s; client default limits): "
             f"{f['events_per_s']:,.0f} messages/s, {f['answers_429']} answers 429"
         )
+    if "far/ours" in table:
+        f = table["far/ours"]
+        ratios.append(
+            f"- far (the throttled inlet {args.far_ms:g} ms away, {args.far_in_flight} slots): "
+            f"{f['events_per_s']:,.0f} messages/s, {f['answers_429']} answers 429"
+        )
     text = "\n".join(lines + ["", "Ratios (medians of this invocation):", "", *ratios])
     return text, {"conditions": conditions, "figures": table, "runs": runner.rows}
 
@@ -541,12 +551,19 @@ def orchestrate(args: argparse.Namespace) -> int:
                 for rep in range(args.repeat):
                     for case in ("peer", "ours") if rep % 2 == 0 else ("ours", "peer"):
                         runner.run("latency", case, emulator, latency_events, faults=[delay])
-            if args.throttled and want("throttled"):
+            if args.throttled and (want("throttled") or want("far")):
                 inlet = {"inlet_id": _inlet_id(), **INLET_GUARDRAIL}
                 throttled = stack.enter_context(emulator_process({**base, "inlets": [inlet]}))
                 throttled_events = min(args.throttled_events, args.events)
-                for _ in range(args.repeat):
+                for _ in range(args.repeat if want("throttled") else 0):
                     runner.run("throttled", "ours", throttled, throttled_events, client_limits=True)
+                if args.far_ms and want("far"):
+                    from aep_provider.emulator import Fault
+
+                    far = Fault(endpoint="batch", count=None, delay_seconds=args.far_ms / 1000)
+                    for _ in range(args.repeat):
+                        runner.run("far", "ours", throttled, throttled_events, client_limits=True, faults=[far],
+                                   in_flight=args.far_in_flight)  # fmt: skip
     except (BenchError, KafkaLocalError) as err:
         print(f"bench: FAILED, no figures reported: {err}", file=sys.stderr)
         return 1
@@ -599,11 +616,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--latency-events", type=int, default=100_000, help="events of the latency cases (default 100000)")
     add("--no-throttled", dest="throttled", action="store_false", help="skip the throttled case")
     add("--throttled-events", type=int, default=100_000, help="events of the throttled case (default 100000)")
+    add("--far-ms", type=float, default=250.0, help="the far case's round trip; 0 skips it (default 250)")
+    add("--far-in-flight", type=int, default=8, help="ours' max_in_flight in the far case (default 8)")
     add("--no-memory", dest="memory", action="store_false", help="skip the memory case")
     add("--no-empty", dest="empty", action="store_false", help="skip the empty run")
     add("--emulator-inlet", dest="counting_inlet", action="store_false",
         help="main and memory cases post to the AEP emulator, not to the counting inlet")  # fmt: skip
-    add("--only", action="append", choices=("main", "empty", "memory", "latency", "throttled"),
+    add("--only", action="append", choices=("main", "empty", "memory", "latency", "throttled", "far"),
         help="run only these parts (repeatable; default: all)")  # fmt: skip
     add("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), help="use this broker (else start one)")
     add("--timeout", type=float, default=600.0, help="bound on every case in seconds (default 600)")
