@@ -34,6 +34,7 @@ def test_every_case_moves_exactly_its_events(kafka_bootstrap, tmp_path):
         ("latency", "peer"): 400,
         ("latency", "ours"): 400,
         ("throttled", "ours"): 400,
+        ("far", "ours"): 400,
     }
     by_case = {(r["label"], r["case"]): r for r in document["runs"]}
     # Only the cases that send make requests; 1,200 events in batches of at most 100 is at least 12.
@@ -49,6 +50,7 @@ def test_every_case_moves_exactly_its_events(kafka_bootstrap, tmp_path):
         "main/ours",
         "latency/ours",
         "throttled/ours",
+        "far/ours",
         "memory 4N/ours",
         "empty/ours",
     ):
