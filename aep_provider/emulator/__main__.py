@@ -98,8 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGINT as ignored, and Python then installs no KeyboardInterrupt handler of its own.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop)
-    print(_banner(emulator), flush=True)
     try:
+        # Inside the try: a signal can arrive while the banner is still being written (a caller
+        # that read the "control" line may stop the emulator at once).
+        print(_banner(emulator), flush=True)
         emulator.serve_forever()
     except KeyboardInterrupt:
         pass
