@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from aep_provider.aep.results import BatchResult
-
 
 class AEPError(Exception):
     """Base class for every error this provider raises about AEP or IMS."""
-
-    #: Compatibility: when ``InletClient.send_batch`` raises after AEP had already answered for
-    #: some messages, the :class:`BatchResult` it would have returned (its ``error`` is this
-    #: exception). New code calls ``InletClient.send``, which returns that result instead.
-    partial: BatchResult | None = None
 
 
 class AEPConfigError(AEPError):

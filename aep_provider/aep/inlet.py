@@ -160,7 +160,7 @@ class InletClient:
 
     # -- public calls -------------------------------------------------------------------------
 
-    def send(self, messages: Sequence[bytes]) -> BatchResult:
+    def send_batch(self, messages: Sequence[bytes]) -> BatchResult:
         """
         Send ``messages`` (each one UTF-8 JSON object, already encoded) in one batch request.
 
@@ -244,19 +244,6 @@ class InletClient:
                 raise
             call.result.error = exc
         return self._finish(results, call)
-
-    def send_batch(self, messages: Sequence[bytes]) -> BatchResult:
-        """
-        :meth:`send`, raising ``result.error`` when there is one.
-
-        Kept for callers written before :meth:`send`: the raised error's ``partial`` is the
-        result :meth:`send` returns (what AEP accepted must not be sent again).
-        """
-        result = self.send(messages)
-        if result.error is not None:
-            result.error.partial = result
-            raise result.error
-        return result
 
     def send_one(self, message: bytes, *, sync_validation: bool = False) -> BatchResult:
         """

@@ -62,11 +62,6 @@ def classify_status(status: int | None) -> Action:
     return Action.DONT_RETRY
 
 
-def is_retryable_status(status: int) -> bool:
-    """Whether ``status`` alone is worth another try (kept for callers of the old name)."""
-    return classify_status(status) is Action.RETRY
-
-
 @dataclass(frozen=True)
 class RetryPolicy:
     """

@@ -6,7 +6,8 @@ prefix that AEP acknowledged (or that a dead-letter topic holds). A replay
 (:mod:`~aep_provider.engine.replay`) sends a past time interval again without joining the
 group or committing.
 The operator (:mod:`aep_provider.operators.kafka_to_aep`) is a thin Airflow adapter over
-:func:`~aep_provider.engine.drain.run_drain`.
+:class:`~aep_provider.engine.drain.DrainEngine` (:func:`~aep_provider.engine.drain.run_drain`
+builds one and runs it, for scripts and benchmarks).
 
 Where a record goes, by module: :mod:`.plan` (each partition's range), :mod:`.drain` (the run
 and its loop), :mod:`.intake` (a consumed message becomes a record, a skip or a rejection),

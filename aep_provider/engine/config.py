@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import math
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -138,8 +137,6 @@ class DrainConfig:
     :param max_run_seconds: stop cleanly after this long; None = no limit.
     :param dlq_topic: topic receiving rejected records; None = apply ``on_reject``.
     :param on_reject: ``fail`` or ``skip`` for rejected records when there is no DLQ.
-    :param commit_interval_seconds: deprecated and ignored: offsets are committed as soon as
-        they advance (asynchronously, one commit outstanding at most).
     :param kafka_timeout_seconds: bound on each metadata/offset call to the broker, on the final
         commit, on the dead-letter flush and on closing the consumer.
     :param assignment_timeout_seconds: bound on the wait for the first partition assignment.
@@ -154,7 +151,6 @@ class DrainConfig:
     max_run_seconds: float | None = None
     dlq_topic: str | None = None
     on_reject: OnReject = OnReject.FAIL
-    commit_interval_seconds: float | None = None
     kafka_timeout_seconds: float = DEFAULT_KAFKA_TIMEOUT_SECONDS
     assignment_timeout_seconds: float = DEFAULT_ASSIGNMENT_TIMEOUT_SECONDS
     stop_grace_seconds: float = DEFAULT_STOP_GRACE_SECONDS
@@ -174,14 +170,7 @@ class DrainConfig:
             assignment_timeout_seconds=self.assignment_timeout_seconds,
             stop_grace_seconds=self.stop_grace_seconds,
             progress_interval_seconds=self.progress_interval_seconds,
-            commit_interval_seconds=self.commit_interval_seconds,
         )
-
-
-COMMIT_INTERVAL_DEPRECATION = (
-    "commit_interval_seconds is deprecated and ignored: acknowledged offsets are now committed as soon as "
-    "they advance (asynchronously, at most one commit outstanding); remove the argument."
-)
 
 
 def validate_timeouts(
@@ -190,7 +179,6 @@ def validate_timeouts(
     assignment_timeout_seconds: float,
     stop_grace_seconds: float,
     progress_interval_seconds: float,
-    commit_interval_seconds: float | None = None,
 ) -> None:
     """
     Raise ValueError naming the first timeout that is not a finite number in range: a negative or
@@ -201,10 +189,7 @@ def validate_timeouts(
         ("assignment_timeout_seconds", assignment_timeout_seconds, False),
         ("stop_grace_seconds", stop_grace_seconds, True),
         ("progress_interval_seconds", progress_interval_seconds, False),
-        ("commit_interval_seconds", commit_interval_seconds, True),
     ):
-        if value is None and name == "commit_interval_seconds":
-            continue
         if (
             not isinstance(value, (int, float))
             or isinstance(value, bool)
@@ -214,8 +199,6 @@ def validate_timeouts(
         ):
             kind = "a number >= 0" if allow_zero else "a positive number"
             raise ValueError(f"{name} must be {kind} of seconds, got {value!r}")
-    if commit_interval_seconds is not None:
-        warnings.warn(COMMIT_INTERVAL_DEPRECATION, DeprecationWarning, stacklevel=4)
 
 
 def validate_on_reject(value: str | OnReject) -> OnReject:

@@ -112,7 +112,13 @@ class DrainEngine:
             "cooperative" in strategy or self.consumer_conf.get("group.protocol") == "consumer"
         )
         self._stop = threading.Event()
-        self.summary = RunSummary(mode=self.planner.mode, interval=self.planner.describe())
+        self.summary = RunSummary(
+            mode=self.planner.mode,
+            interval=self.planner.describe(),
+            # Whose committed offsets the run's ranges continue (a replay commits to no group).
+            group_id=str(self.consumer_conf.get("group.id")) if self.planner.commit else None,
+            dlq_topic=self.config.dlq_topic,
+        )
         self._group = GroupWatcher(self.consumer_conf, timeout=min(self.config.kafka_timeout_seconds, 5.0))
         self._sections = LogSections(log)
         # Set when the run found nothing to read from offsets alone and did not join the group.

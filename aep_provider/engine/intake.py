@@ -77,9 +77,7 @@ class Intake:
             st.ledger.queue.append((offset, shaped.message, record))
         elif shaped.skip:
             # Skipped by policy: nothing holds the commit at it.
-            if record.value is None:
-                state.summary.tombstones += 1
-            state.summary.skipped += 1
+            state.summary.add_skip(record.topic, record.partition, offset, tombstone=record.value is None)
         else:
             self.settler.reject(st, record, None, shaped.reject_reason or "rejected")
         state.check_complete(self.consumer, key, st)

@@ -16,7 +16,14 @@ from aep_provider.engine.state import PartitionState, RunState, TopicPartitionKe
 
 
 class Sender(Protocol):
-    """What the engine needs from the AEP client (:class:`~aep_provider.aep.inlet.InletClient`)."""
+    """
+    What the engine needs from the AEP client (:class:`~aep_provider.aep.inlet.InletClient`).
+
+    ``send_batch`` returns one result per message; once AEP answered for part of the batch it
+    must not raise: a later error comes back in ``BatchResult.error`` (what AEP accepted is then
+    committed before the run fails). It raises :class:`~aep_provider.aep.errors.AEPError` only
+    when nothing was answered.
+    """
 
     def send_batch(self, messages: Sequence[bytes]) -> BatchResult: ...
 
@@ -97,21 +104,26 @@ class InFlight:
         try:
             result = future.result()
         except AEPError as err:
-            # Configuration, credentials or a refused request need a person; an outage may pass.
-            self.state.fail(
-                DrainError(
-                    f"Sending {len(batch)} record(s) of {parts} (from offset {first}) to AEP failed: {err}",
-                    retryable=isinstance(err, AEPUnavailableError),
-                )
-            )
-            if err.partial is not None:
-                # AEP already answered for part of the batch: settle those so that the commit
-                # covers them and the next run does not send them again.
-                self.settler.settle(err.partial, batch, states, parts, report_retryable=False)
+            self._fail(err, batch, parts, first)
             return
         except Exception as err:  # the sender is user-replaceable; keep the run's ending bounded and clear
             self.state.fail(
                 DrainError(f"Sending {len(batch)} record(s) of {parts} failed: {type(err).__name__}: {err}")
             )
             return
+        if result.error is not None:
+            self._fail(result.error, batch, parts, first)
+            # AEP already answered for part of the batch: settle those so that the commit covers
+            # them and the next run does not send them again.
+            self.settler.settle(result, batch, states, parts, report_retryable=False)
+            return
         self.settler.settle(result, batch, states, parts, report_retryable=True)
+
+    def _fail(self, err: AEPError, batch: Batch, parts: str, first: int) -> None:
+        """Configuration, credentials or a refused request need a person; an outage may pass."""
+        self.state.fail(
+            DrainError(
+                f"Sending {len(batch)} record(s) of {parts} (from offset {first}) to AEP failed: {err}",
+                retryable=isinstance(err, AEPUnavailableError),
+            )
+        )

@@ -19,7 +19,6 @@ from aep_provider.aep.settings import AEPSettings
 
 #: Extras (and constructor keyword arguments) the connection understands, beyond host/login/password.
 CONNECTION_EXTRAS = tuple(sorted(EXTRAS))
-_LEGACY_PREFIX = "extra__adobe_aep__"
 
 #: What :meth:`AEPStreamingHook.send_batch` accepts per message.
 Message = Mapping[str, Any] | str | bytes | bytearray | memoryview
@@ -77,9 +76,8 @@ class AEPStreamingHook(BaseHook):
         extra = dict(conn.extra_dejson or {})
         values: dict[str, Any] = {}
         for key, value in extra.items():
-            name = key[len(_LEGACY_PREFIX) :] if key.startswith(_LEGACY_PREFIX) else key
-            if name in CONNECTION_EXTRAS:
-                values[name] = value
+            if key in CONNECTION_EXTRAS:
+                values[key] = value
             else:
                 self.log.warning("Connection %r: ignoring unknown extra %r", self.aep_conn_id, key)
         if values.get("access_token"):
@@ -115,7 +113,9 @@ class AEPStreamingHook(BaseHook):
 
     def send_batch(self, messages: Sequence[Message]) -> BatchResult:
         """
-        Send messages to the inlet in one batch request; see :meth:`InletClient.send_batch`.
+        Send messages to the inlet in one batch request; see :meth:`InletClient.send_batch`
+        (once AEP answered for part of the batch, a later error is returned in ``result.error``,
+        not raised: what AEP accepted must not be sent again).
 
         Each message is one AEP message (an XDM ``{"header": ..., "body": ...}`` object, or a raw
         JSON object for a flow with ``flow_id``), given as any of:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -12,14 +11,7 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 
 from aep_provider.aep.errors import AEPError
-from aep_provider.aep.results import MAX_REQUEST_BYTES
 from aep_provider.engine.config import (
-    COMMIT_INTERVAL_DEPRECATION,
-    DEFAULT_ASSIGNMENT_TIMEOUT_SECONDS,
-    DEFAULT_KAFKA_TIMEOUT_SECONDS,
-    DEFAULT_MAX_BATCH_RECORDS,
-    DEFAULT_PROGRESS_INTERVAL_SECONDS,
-    DEFAULT_STOP_GRACE_SECONDS,
     DrainConfig,
     consumer_config,
     validate_limits,
@@ -29,12 +21,13 @@ from aep_provider.engine.config import (
 from aep_provider.engine.drain import DrainEngine
 from aep_provider.engine.errors import DrainError
 from aep_provider.engine.payload import make_shaper
-from aep_provider.engine.replay import DEFAULT_LATENESS_SECONDS, ReplayPlanner, parse_scope
+from aep_provider.engine.replay import ReplayPlanner, parse_scope
 from aep_provider.engine.summary import RunSummary
 from aep_provider.exceptions import AEPConfigurationError, task_error
 from aep_provider.hooks.aep import AEPStreamingHook
 from aep_provider.kafka.connection import kafka_connection_config
 from aep_provider.links.aep import AEPDatasetLink
+from aep_provider.operators.arguments import default, docstring, template_fields
 from aep_provider.operators.run_mode import replay_window, validate_mode
 
 if TYPE_CHECKING:
@@ -47,7 +40,8 @@ PAYLOADS = ("passthrough", "xdm")
 
 
 class KafkaToAEPOperator(BaseOperator):
-    """
+    __doc__ = docstring(
+        """
     Drain Kafka topics into an AEP streaming inlet, committing only what AEP acknowledged.
 
     Each run reads every partition assigned to it from the consumer group's committed offset up
@@ -68,60 +62,11 @@ class KafkaToAEPOperator(BaseOperator):
     it maps its data interval to offsets with the broker's timestamp index, sends the records
     stamped inside the interval again, never joins the consumer group and commits nothing.
 
-    :param topics: topic name or list of names. (templated)
-    :param kafka_config_id: Airflow ``kafka`` connection; its extra is the confluent-kafka
-        config and must hold ``bootstrap.servers`` and ``group.id``.
-    :param aep_conn_id: the ``adobe_aep`` connection.
-    :param inlet_id: overrides the connection's inlet id. (templated)
-    :param max_batch_records: most records per request; with the default, ``max_batch_bytes``
-        binds first for messages of 500 bytes and more, so a backlog goes out in nearly full requests.
-    :param max_batch_bytes: most encoded bytes per request, at most 1,000,000.
-    :param max_in_flight: most concurrent requests (a partition never has two in flight).
-    :param max_records_per_run: stop cleanly after this many records; the rest waits. (templated)
-    :param max_run_seconds: stop cleanly after this many seconds; the rest waits. (templated)
-    :param payload: ``"passthrough"`` (the value is a full AEP message), ``"xdm"`` (the value is
-        an XDM record, wrapped in the envelope) or a callable / dotted path ``fn(record) -> dict | None``.
-    :param schema_id: XDM schema id, for ``payload="xdm"``. (templated)
-    :param dataset_id: dataset id, for ``payload="xdm"``. (templated)
-    :param flow_id: dataflow id put in the XDM header. (templated)
-    :param source_name: ``header.source.name`` of the XDM envelope. (templated)
-    :param dlq_topic: topic receiving rejected records (headers say why). (templated)
-    :param on_reject: without a DLQ: ``"fail"`` the run at a rejected record, or ``"skip"`` it.
-    :param kafka_config_overrides: confluent-kafka settings merged over the connection's extra. (templated)
-    :param commit_interval_seconds: deprecated and ignored (offsets are committed as they advance).
-    :param kafka_timeout_seconds: bound on each broker call (metadata, offsets), on the final
-        commit, on closing the consumer; a positive number.
-    :param assignment_timeout_seconds: bound on the wait for the group to assign partitions.
-    :param stop_grace_seconds: how long a stopping run waits for requests in flight.
-    :param progress_interval_seconds: how often progress per partition is logged.
-    :param mode: ``"auto"`` (backfill runs replay their data interval, other runs drain),
-        ``"drain"`` (every run drains) or ``"replay"`` (every run replays its data interval). (templated)
-    :param replay_start: start of the interval to replay (ISO 8601 or epoch ms); with
-        ``replay_end`` it makes the run a replay. Unset: the run's conf/params ``replay_start``. (templated)
-    :param replay_end: end of the interval to replay (exclusive). (templated)
-    :param replay_scope: ``"handed_over"`` (re-send only what the live drain already committed;
-        count the rest) or ``"all"`` (every record of the interval). The run's conf/params
-        ``replay_scope`` overrides it. (templated)
-    :param replay_lateness_seconds: how far past the interval's end, by timestamp, a replay keeps
-        reading for records stamped inside it (producer timestamps are not monotonic).
+    Arguments are declared once, in :mod:`aep_provider.operators.arguments`.
     """
-
-    template_fields: Sequence[str] = (
-        "topics",
-        "inlet_id",
-        "dlq_topic",
-        "schema_id",
-        "dataset_id",
-        "flow_id",
-        "source_name",
-        "max_records_per_run",
-        "max_run_seconds",
-        "kafka_config_overrides",
-        "mode",
-        "replay_start",
-        "replay_end",
-        "replay_scope",
     )
+
+    template_fields: Sequence[str] = template_fields()
     template_fields_renderers = {"kafka_config_overrides": "json"}
     operator_extra_links = (AEPDatasetLink(),)
     ui_color = "#e8f4ff"
@@ -134,32 +79,31 @@ class KafkaToAEPOperator(BaseOperator):
         self,
         *,
         topics: str | Sequence[str],
-        kafka_config_id: str = "kafka_default",
-        aep_conn_id: str = "aep_default",
-        inlet_id: str | None = None,
-        max_batch_records: int = DEFAULT_MAX_BATCH_RECORDS,
-        max_batch_bytes: int = MAX_REQUEST_BYTES,
-        max_in_flight: int = 4,
-        max_records_per_run: int | str | None = None,
-        max_run_seconds: float | str | None = None,
-        payload: str | Callable[..., dict[str, Any] | None] = "passthrough",
-        schema_id: str | None = None,
-        dataset_id: str | None = None,
-        flow_id: str | None = None,
-        source_name: str | None = None,
-        dlq_topic: str | None = None,
-        on_reject: str = "fail",
-        kafka_config_overrides: dict[str, Any] | None = None,
-        commit_interval_seconds: float | None = None,
-        kafka_timeout_seconds: float = DEFAULT_KAFKA_TIMEOUT_SECONDS,
-        assignment_timeout_seconds: float = DEFAULT_ASSIGNMENT_TIMEOUT_SECONDS,
-        stop_grace_seconds: float = DEFAULT_STOP_GRACE_SECONDS,
-        progress_interval_seconds: float = DEFAULT_PROGRESS_INTERVAL_SECONDS,
-        mode: str = "auto",
-        replay_start: str | None = None,
-        replay_end: str | None = None,
-        replay_scope: str = "handed_over",
-        replay_lateness_seconds: float = DEFAULT_LATENESS_SECONDS,
+        kafka_config_id: str = default("kafka_config_id"),
+        aep_conn_id: str = default("aep_conn_id"),
+        inlet_id: str | None = default("inlet_id"),
+        max_batch_records: int = default("max_batch_records"),
+        max_batch_bytes: int = default("max_batch_bytes"),
+        max_in_flight: int = default("max_in_flight"),
+        max_records_per_run: int | str | None = default("max_records_per_run"),
+        max_run_seconds: float | str | None = default("max_run_seconds"),
+        payload: str | Callable[..., dict[str, Any] | None] = default("payload"),
+        schema_id: str | None = default("schema_id"),
+        dataset_id: str | None = default("dataset_id"),
+        flow_id: str | None = default("flow_id"),
+        source_name: str | None = default("source_name"),
+        dlq_topic: str | None = default("dlq_topic"),
+        on_reject: str = default("on_reject"),
+        kafka_config_overrides: dict[str, Any] | None = default("kafka_config_overrides"),
+        kafka_timeout_seconds: float = default("kafka_timeout_seconds"),
+        assignment_timeout_seconds: float = default("assignment_timeout_seconds"),
+        stop_grace_seconds: float = default("stop_grace_seconds"),
+        progress_interval_seconds: float = default("progress_interval_seconds"),
+        mode: str = default("mode"),
+        replay_start: str | None = default("replay_start"),
+        replay_end: str | None = default("replay_end"),
+        replay_scope: str = default("replay_scope"),
+        replay_lateness_seconds: float = default("replay_lateness_seconds"),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -179,8 +123,6 @@ class KafkaToAEPOperator(BaseOperator):
             stop_grace_seconds=stop_grace_seconds,
             progress_interval_seconds=progress_interval_seconds,
         )
-        if commit_interval_seconds is not None:
-            warnings.warn(COMMIT_INTERVAL_DEPRECATION, DeprecationWarning, stacklevel=2)
         self.on_reject = validate_on_reject(on_reject).value
         if not callable(payload) and (not isinstance(payload, str) or (payload not in PAYLOADS and "." not in payload)):
             raise ValueError(
@@ -215,7 +157,6 @@ class KafkaToAEPOperator(BaseOperator):
         self.source_name = source_name
         self.dlq_topic = dlq_topic
         self.kafka_config_overrides = kafka_config_overrides or {}
-        self.commit_interval_seconds = commit_interval_seconds
         self.kafka_timeout_seconds = kafka_timeout_seconds
         self.assignment_timeout_seconds = assignment_timeout_seconds
         self.stop_grace_seconds = stop_grace_seconds

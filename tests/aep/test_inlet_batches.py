@@ -81,26 +81,14 @@ def test_auth_failure_after_partial_success_returns_the_error_in_the_result(aep_
     client = client_for(aep_emulator.url)
     aep_emulator.inject(Fault(endpoint="batch", count=1, reject_indexes=(1,), message_status=500))
     aep_emulator.inject(Fault(endpoint="batch", count=None, status=401))
-    result = client.send([xdm("m0"), xdm("m1")])
+    result = client.send_batch([xdm("m0"), xdm("m1")])
     assert isinstance(result.error, AEPAuthError)
     assert [r.outcome for r in result.results] == [Outcome.ACCEPTED, Outcome.RETRYABLE]
     assert accepted_ids(aep_emulator) == ["m0"]
 
 
-def test_send_batch_raises_that_error_with_the_result_as_partial(aep_emulator):
-    """Compatibility for callers of send_batch: the error is raised, the result rides on it."""
-    client = client_for(aep_emulator.url)
-    aep_emulator.inject(Fault(endpoint="batch", count=1, reject_indexes=(1,), message_status=500))
-    aep_emulator.inject(Fault(endpoint="batch", count=None, status=401))
-    with pytest.raises(AEPAuthError) as info:
-        client.send_batch([xdm("m0"), xdm("m1")])
-    partial = info.value.partial
-    assert partial is not None and partial.error is info.value
-    assert [r.outcome for r in partial.results] == [Outcome.ACCEPTED, Outcome.RETRYABLE]
-
-
 def test_a_call_ending_normally_has_no_error(aep_emulator):
-    result = client_for(aep_emulator.url).send([xdm("m0")])
+    result = client_for(aep_emulator.url).send_batch([xdm("m0")])
     assert result.error is None and result.accepted == 1
 
 

@@ -60,7 +60,9 @@ def test_conn_fields_are_derived_from_the_declaration():
 def test_connection_doc_tables_are_generated_from_the_declaration():
     assert gen_docs.DOC == CONNECTION_DOC
     text = CONNECTION_DOC.read_text(encoding="utf-8")
-    assert gen_docs.render(text) == text, "docs/connection.md is out of date: run `python -m scripts.gen_docs`"
+    assert gen_docs.render(text, CONNECTION_DOC.name) == text, (
+        "docs/connection.md is out of date: run `python -m scripts.gen_docs`"
+    )
 
 
 def test_connection_doc_lists_every_option_with_its_default():

@@ -185,7 +185,10 @@ def test_a_broker_that_stops_answering_fails_the_run_in_bounded_time():
 
 
 class PartialAnswerSender:
-    """Accepts the first batch; on the second, raises ``error`` carrying a partial answer, as the client does."""
+    """
+    Accepts the first batch; on the second, returns a partial answer whose ``error`` ended the
+    call, as the client does (``outcomes=None``: raises ``error``, nothing was answered).
+    """
 
     def __init__(self, error, outcomes):
         self.error, self.outcomes = error, outcomes
@@ -195,12 +198,13 @@ class PartialAnswerSender:
         self.calls += 1
         if self.calls == 1:
             return BatchResult(results=[MessageResult(Outcome.ACCEPTED)] * len(messages), requests=1)
+        if self.outcomes is None:
+            raise self.error
         results = [
             MessageResult(o, status=400 if o is Outcome.REJECTED else None, message="bad") for o in self.outcomes
         ]
         results += [MessageResult(Outcome.RETRYABLE)] * (len(messages) - len(results))
-        self.error.partial = BatchResult(results=results, requests=1)
-        raise self.error
+        return BatchResult(results=results, requests=1, error=self.error)
 
 
 A, R = Outcome.ACCEPTED, Outcome.REJECTED
@@ -230,7 +234,7 @@ def test_without_partial_answers_nothing_of_the_failed_batch_is_committed():
     with pytest.raises(DrainError, match="refused"):
         _engine(
             consumer,
-            PartialAnswerSender(AEPRequestError("refused", status=400), []),
+            PartialAnswerSender(AEPRequestError("refused", status=400), None),
             max_batch_records=10,
             max_in_flight=1,
         ).run()
@@ -411,7 +415,7 @@ def _with_error(tp: TopicPartition, code: int) -> SimpleNamespace:
 def test_a_commit_refused_during_a_rebalance_is_made_once_the_group_settles(per_partition):
     consumer = RebalancingCommitConsumer({0: [b"0:0", b"0:1", b"0:2"]}, refusals=3, per_partition=per_partition)
     # Every commit refused until the run ends: the final one must wait for the rebalance.
-    engine = _engine(consumer, OrderCheckingSender(), commit_interval_seconds=3600)
+    engine = _engine(consumer, OrderCheckingSender())
     summary = engine.run()
     assert consumer.commits == [{0: 3}] and summary.partition("t", 0).committed == 3
     assert consumer.polls >= 2

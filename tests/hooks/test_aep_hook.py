@@ -140,7 +140,7 @@ def test_secrets_are_masked_and_never_printed(aep_emulator, make_aep_conn, caplo
         assert value not in everything
 
 
-def test_port_field_and_legacy_prefixed_extras(aep_emulator, monkeypatch):
+def test_port_field(aep_emulator, monkeypatch):
     host, port = aep_emulator.url.rsplit(":", 1)
     monkeypatch.setenv(
         "AIRFLOW_CONN_AEP_LEGACY",
@@ -152,7 +152,7 @@ def test_port_field_and_legacy_prefixed_extras(aep_emulator, monkeypatch):
                 "login": "aep-emulator-client",
                 "password": "aep-emulator-secret",
                 "extra": {
-                    "extra__adobe_aep__inlet_id": "emulator-inlet",
+                    "inlet_id": "emulator-inlet",
                     "ims_org_id": "0123456789ABCDEF01234567@AdobeOrg",
                     "ims_url": aep_emulator.url,
                 },

@@ -51,17 +51,10 @@ def test_operator_and_engine_share_every_default():
         "assignment_timeout_seconds",
         "stop_grace_seconds",
         "progress_interval_seconds",
-        "commit_interval_seconds",
     ):
         assert params[name].default == getattr(engine, name), name
     assert params["on_reject"].default == engine.on_reject.value
     assert _op().drain_config() == engine
-
-
-def test_commit_interval_seconds_is_deprecated_and_ignored():
-    with pytest.warns(DeprecationWarning, match="commit_interval_seconds is deprecated"):
-        op = _op(commit_interval_seconds=5)
-    assert op.drain_config().commit_interval_seconds is None
 
 
 @pytest.mark.integration
