@@ -107,10 +107,10 @@ def test_a_release_wakes_a_waiting_acquire():
         window.release(held)
 
     threading.Thread(target=answer_later).start()
-    waited, _ = window.acquire(1)
-    # Never admitted while the held use is in flight (it may not have arrived yet).
-    assert time.monotonic() >= released_at[0]
-    assert waited >= 0.095
+    window.acquire(1)
+    # Never admitted while the held use is in flight (it may not have arrived yet). No bound on the
+    # wait itself: under load the thread may answer before this acquire even starts (a flake).
+    assert released_at and time.monotonic() >= released_at[0]
 
 
 def test_limiter_waits_for_the_tighter_of_requests_and_messages():
