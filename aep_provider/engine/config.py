@@ -142,6 +142,9 @@ class DrainConfig:
     :param assignment_timeout_seconds: bound on the wait for the first partition assignment.
     :param stop_grace_seconds: how long a stopping run waits for in-flight requests.
     :param progress_interval_seconds: how often per-partition progress is logged.
+    :param guardrail_share: the part of the AEP connection's rate limits this drain claims, all
+        instances of its consumer group together, in (0, 1]; each instance starts at its partitions'
+        part of it and adapts to AEP's 429 answers below it (see :mod:`aep_provider.aep.adaptive`).
     """
 
     max_batch_records: int = DEFAULT_MAX_BATCH_RECORDS
@@ -155,9 +158,11 @@ class DrainConfig:
     assignment_timeout_seconds: float = DEFAULT_ASSIGNMENT_TIMEOUT_SECONDS
     stop_grace_seconds: float = DEFAULT_STOP_GRACE_SECONDS
     progress_interval_seconds: float = DEFAULT_PROGRESS_INTERVAL_SECONDS
+    guardrail_share: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "on_reject", validate_on_reject(self.on_reject))
+        validate_guardrail_share(self.guardrail_share)
         validate_limits(
             max_batch_records=self.max_batch_records,
             max_batch_bytes=self.max_batch_bytes,
@@ -170,6 +175,15 @@ class DrainConfig:
             assignment_timeout_seconds=self.assignment_timeout_seconds,
             stop_grace_seconds=self.stop_grace_seconds,
             progress_interval_seconds=self.progress_interval_seconds,
+        )
+
+
+def validate_guardrail_share(value: object) -> None:
+    """Raise ValueError unless ``value`` is a number in (0, 1]: a share of the organisation's limits."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(
+            f"guardrail_share must be a number in (0, 1] (this drain's part of the connection's rate limits, "
+            f"e.g. 0.5 for half of the organisation's 10,000 messages/s), got {value!r}"
         )
 
 
