@@ -29,11 +29,14 @@ Pure decisions with an injectable clock: the unit tests drive it without sleepin
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,9 @@ class ShareSettings:
         almost no deviation: a millisecond more would count as rising).
     """
 
-    decrease_ratio: float = 0.75
+    decrease_ratio: float = 0.85
     fast_increase: float = 0.05
-    increase: float = 0.003
+    increase: float = 0.002
     recovery: float = 0.9
     floor: float = 0.02
     interval: float = 1.0
@@ -172,6 +175,11 @@ class GuardrailShare:
             self.fraction = max(self.fraction * self.settings.decrease_ratio, self._floor())
             self._last_decrease = self._clock()
             self.decreases += 1
+            log.info(
+                "AEP answered 429: this client now uses %.1f%% of its rate limits (was %.1f%%)",
+                self.fraction * 100,
+                self.level_before_decrease * 100,
+            )
             return True
 
     def answered(self, rtt: float) -> bool:
@@ -199,4 +207,5 @@ class GuardrailShare:
                 grown = self.fraction + s.increase * self.ceiling
             self.fraction = min(grown, self.ceiling)
             self.increases += 1
+            log.debug("No 429 for a while: this client now uses %.1f%% of its rate limits", self.fraction * 100)
             return True

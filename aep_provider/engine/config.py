@@ -37,6 +37,11 @@ DEFAULT_CONSUMER_SETTINGS: dict[str, Any] = {
     # so with the default its reading stalled for up to a second at a time: 73,000 events/s
     # against 95,000 with 10 ms in the same benchmark.
     "fetch.queue.backoff.ms": 10,
+    # A member learns of a rebalance from a heartbeat's answer (librdkafka: every 3 s). Drains join
+    # and leave their group on every run, and a cooperative handover takes two rounds, so three
+    # drains of one group waited up to about 6 s for their partitions, and the last ones to end
+    # kept their old share of the guardrail that long after the others left.
+    "heartbeat.interval.ms": 1000,
 }
 
 #: Largest record the dead-letter producer accepts locally (librdkafka's default is 1 MB).

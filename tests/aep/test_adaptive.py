@@ -10,6 +10,9 @@ from aep_provider.emulator import Fault
 from tests.aep.fakes import FakeClock
 from tests.engine.support import inlet_client, message
 
+#: the default decrease on a 429.
+RATIO = ShareSettings().decrease_ratio
+
 
 def busy_second(share: GuardrailShare, clock: FakeClock, rtt: float = 0.1) -> bool:
     """One interval in which the limiter held requests back and every answer came back in ``rtt``."""
@@ -38,14 +41,14 @@ def test_a_429_decreases_once_per_round_of_requests():
     sent = [clock() + i * 0.01 for i in range(4)]  # four requests of one burst
     clock.advance(0.05)
     assert share.throttled(sent[0]) is True
-    assert share.fraction == pytest.approx(0.75)
+    assert share.fraction == pytest.approx(RATIO)
     # The burst's other refusals were sent at the old rate: no further decrease for them.
     assert [share.throttled(t) for t in sent[1:]] == [False, False, False]
-    assert share.fraction == pytest.approx(0.75)
+    assert share.fraction == pytest.approx(RATIO)
     # A request sent after the decrease and refused again: the rate is still too high.
     clock.advance(0.1)
     assert share.throttled(clock()) is True
-    assert share.fraction == pytest.approx(0.75 * 0.75)
+    assert share.fraction == pytest.approx(RATIO * RATIO)
     assert share.decreases == 2
 
 
@@ -86,7 +89,7 @@ def test_increases_only_when_held_back_and_not_throttled():
 
 def test_climbs_back_fast_to_the_level_of_the_last_decrease_then_probes_slowly():
     clock = FakeClock()
-    settings = ShareSettings()
+    settings = ShareSettings(decrease_ratio=0.75)
     share = GuardrailShare(settings, clock=clock)
     share.claim(0.4, 1.0)
     clock.advance(0.1)
@@ -121,10 +124,10 @@ def test_limiter_applies_the_fraction_to_both_windows_and_reports_429s():
     with limiter.acquire(500) as permit:
         clock.advance(0.05)
         permit.throttled()
-    assert limiter.max_messages_per_second == pytest.approx(375)
-    assert limiter._requests is not None and limiter._requests.limit == pytest.approx(37.5)
-    # The next request waits for the smaller window: 375 messages, the first 500 still count.
-    with limiter.acquire(375) as second:
+    assert limiter.max_messages_per_second == pytest.approx(500 * RATIO)
+    assert limiter._requests is not None and limiter._requests.limit == pytest.approx(50 * RATIO)
+    # The next request waits for the smaller window, the first 500 messages still count.
+    with limiter.acquire(400) as second:
         pass
     assert second.waited > 0
 
@@ -146,7 +149,7 @@ def test_the_inlet_client_reports_429_answers_and_429_entries_to_its_share(aep_e
     result = client.send_batch(messages)
     assert all(r.accepted for r in result.results) and result.throttled == 1
     assert client.rate_limiter.share.decreases == 1
-    assert client.rate_limiter.max_messages_per_second == pytest.approx(10_000 * 0.5 * 0.75)
+    assert client.rate_limiter.max_messages_per_second == pytest.approx(10_000 * 0.5 * RATIO)
     aep_emulator.inject(Fault(endpoint="batch", reject_indexes=(1, 2), message_status=429, count=1))
     result = client.send_batch(messages)
     assert all(r.accepted for r in result.results) and result.throttled == 2
