@@ -8,12 +8,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     AIRFLOW__CORE__LOAD_EXAMPLES=False \
     AIRFLOW__CORE__DAGS_FOLDER=/opt/airflow/dags
 
+# The cluster profile of docker-compose.yaml builds with EXTRAS="[cluster]" (Celery provider, PostgreSQL drivers).
+ARG EXTRAS=""
+
 WORKDIR /opt/aep-provider
 COPY pyproject.toml README.md constraints.txt ./
 COPY aep_provider ./aep_provider
 COPY scripts ./scripts
 RUN pip install --no-cache-dir "uv==0.13.9" \
- && uv pip install --system --no-cache --constraint constraints.txt . \
+ && uv pip install --system --no-cache --constraint constraints.txt ".${EXTRAS}" \
  && mkdir -p /opt/airflow/dags
 
 EXPOSE 8080 8765

@@ -19,6 +19,13 @@ The three alternate (the order rotates) ``--repeat`` times. Then, unless switche
   delay fault), on ``--latency-events``;
 * throttled: ours with the client's default limits against an emulator enforcing 10,000
   messages/s and 1,000 requests/s, on ``--throttled-events``: messages/s and 429 answers;
+* far: the throttled case with the inlet ``--far-ms`` away (every answer delayed by that much,
+  an emulator delay fault: the inlet counts a request after the delay, as a far one counts it
+  late), ``--far-in-flight`` slots;
+* shared: ``--shared-drains`` drains of one consumer group, each in its own process and each
+  with the client's default limits (as if it had the organisation to itself), against the
+  throttled inlet, draining the whole topic (``--events``): messages/s together (all records over the time from the first drain's start
+  to the last one's end), 429 answers as a part of all requests, committed = end;
 * memory: ours at N = events/4 and at 4N = events: peak RSS of each;
 * empty: ours again on the group that has just drained everything (a run with nothing to do: it
   must end from offsets alone, without joining the group, or the case fails);
@@ -204,7 +211,7 @@ def case_ours(args: argparse.Namespace) -> dict[str, Any]:
     settings = AEPSettings.from_values(values, source="benchmark")
     client = settings.create_client()
     config = DrainConfig(
-        max_records_per_run=args.events or None,
+        max_records_per_run=None if args.member else args.events or None,
         max_run_seconds=args.timeout,
         progress_interval_seconds=3600.0,
         max_in_flight=args.in_flight,
@@ -230,9 +237,24 @@ def case_ours(args: argparse.Namespace) -> dict[str, Any]:
             config=config,
             shaper=shaper,
         )
+        started_at = time.time()
         summary = engine.run()
+        ended_at = time.time()
     finally:
         client.close()
+    if args.member:
+        # One drain of several in one group: it moves its partitions' part, whatever that is.
+        return {
+            "events": summary.delivered,
+            "seconds": summary.seconds,
+            "started_at": started_at,
+            "ended_at": ended_at,
+            "work_cpu": _cpu() - cpu0,
+            "requests": summary.requests,
+            "bytes": summary.bytes,
+            "throttled": summary.throttled,
+            "retries": summary.retries,
+        }
     if not args.events and not engine.ended_without_joining:
         raise BenchError("ours: the empty run joined the group instead of ending from offsets alone")
     if summary.delivered != args.events:
@@ -268,7 +290,9 @@ def run_case_here(args: argparse.Namespace) -> int:
     """The child side: run one case, write its figures as JSON to ``--out``."""
     import logging
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # BENCH_LOG_LEVEL=DEBUG shows, e.g., the guardrail share's every decision.
+    level = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
+    logging.basicConfig(level=level, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
     try:
         result = {"limit": case_limit, "peer": case_peer, "ours": case_ours}[args.case](args)
     except Exception as err:  # the parent reports it; no figures from a broken case
@@ -353,6 +377,7 @@ class Runner:
         inlet: Any = None,
         topic: str | None = None,
         options: tuple[str, ...] = (),
+        in_flight: int | None = None,
     ) -> dict[str, Any]:
         """Run one case; ``inlet`` (default: the emulator) answers the batches, the emulator the tokens."""
         emulator.reset()
@@ -361,27 +386,14 @@ class Runner:
         if inlet is not None:
             inlet.reset()
         group = group or f"bench-{uuid.uuid4().hex[:10]}"
-        with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
-            out = handle.name
-        command = [
-            sys.executable, "-m", "bench.compare", "--case", case, "--out", out,
-            "--bootstrap", self.bootstrap, "--topic", topic or self.topic, "--group", group,
-            "--emulator-url", emulator.url, "--events", str(events),
-            "--timeout", str(self.args.timeout), "--peer-batch", str(self.args.peer_batch),
-            "--in-flight", str(self.args.in_flight),
-        ]  # fmt: skip
-        if client_limits:
-            command.append("--client-limits")
-        if inlet is not None:
-            command += ["--inlet-url", inlet.url]
-        command += options
+        command, out = self._command(
+            case, emulator, events, group, client_limits, inlet, in_flight, *options, topic=topic
+        )
         try:
             subprocess.run(command, check=False, timeout=self.args.timeout + 120, stdout=sys.stderr)
-            result = json.loads(Path(out).read_text() or '{"error": "no result written"}')
+            result = _result(out, f"{label} ({case})")
         finally:
             os.unlink(out)
-        if "error" in result:
-            raise BenchError(f"{label} ({case}): {result['error']}")
         stats = (inlet or emulator).stats()
         if case != "limit" and stats["messages_accepted"] != events:
             raise BenchError(f"{label} ({case}): the inlet accepted {stats['messages_accepted']}, expected {events}")
@@ -400,6 +412,108 @@ class Runner:
         self.rows.append(row)
         print(f"bench: {json.dumps(row)}", file=sys.stderr, flush=True)
         return row
+
+    def _command(
+        self,
+        case: str,
+        emulator: Any,
+        events: int,
+        group: str,
+        client_limits: bool,
+        inlet: Any,
+        in_flight: int | None,
+        *extra: str,
+        topic: str | None = None,
+    ) -> tuple[list[str], str]:
+        """The child's command line and the file it writes its figures to."""
+        with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
+            out = handle.name
+        command = [
+            sys.executable, "-m", "bench.compare", "--case", case, "--out", out,
+            "--bootstrap", self.bootstrap, "--topic", topic or self.topic, "--group", group,
+            "--emulator-url", emulator.url, "--events", str(events),
+            "--timeout", str(self.args.timeout), "--peer-batch", str(self.args.peer_batch),
+            "--in-flight", str(in_flight or self.args.in_flight), *extra,
+        ]  # fmt: skip
+        if client_limits:
+            command.append("--client-limits")
+        if inlet is not None:
+            command += ["--inlet-url", inlet.url]
+        return command, out
+
+    def run_shared(self, label: str, emulator: Any, events: int, drains: int) -> dict[str, Any]:
+        """
+        ``drains`` drains of one new group at once, each in its own process with the client's
+        default limits, against ``emulator``; one row for them together.
+        """
+        from bench.drain_throughput import end_offsets
+
+        emulator.reset()
+        group = f"bench-{uuid.uuid4().hex[:10]}"
+        children = [self._command("ours", emulator, events, group, True, None, None, "--member") for _ in range(drains)]
+        procs = [subprocess.Popen(command, stdout=sys.stderr) for command, _ in children]
+        results = []
+        try:
+            for proc, (_, out) in zip(procs, children):
+                proc.wait(timeout=self.args.timeout + 120)
+                results.append(_result(out, f"{label} (drain {len(results) + 1} of {drains})"))
+        finally:
+            for proc, (_, out) in zip(procs, children):
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                if os.path.exists(out):
+                    os.unlink(out)
+        stats = emulator.stats()
+        moved = sum(r["events"] for r in results)
+        if stats["messages_accepted"] != events or moved != events:
+            raise BenchError(f"{label}: the drains moved {moved} and the inlet accepted "
+                             f"{stats['messages_accepted']}, expected {events} each")  # fmt: skip
+        ends = end_offsets(self.bootstrap, self.topic, self.args.partitions)
+        if committed_offsets(self.bootstrap, group, self.topic, self.args.partitions) != ends:
+            raise BenchError(f"{label}: the group {group} did not commit the end offsets {ends}")
+        row = {
+            "label": label,
+            "case": "ours",
+            "group": group,
+            "drains": drains,
+            "events": moved,
+            "seconds": max(r["ended_at"] for r in results) - min(r["started_at"] for r in results),
+            "per_drain": [r["events"] for r in results],
+            "cpu": sum(r["cpu"] for r in results),
+            "work_cpu": sum(r["work_cpu"] for r in results),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
+            "requests": sum(sum(by_status.values()) for by_status in stats["requests"].values()),
+            "bytes": sum(r["bytes"] for r in results),
+            "throttled": sum(r["throttled"] for r in results),
+            "rate_limited": stats.get("rate_limited", 0),
+            "answers_429": sum(
+                v for by_status in stats["requests"].values() for k, v in by_status.items() if k == "429"
+            ),
+        }
+        self.rows.append(row)
+        print(f"bench: {json.dumps(row)}", file=sys.stderr, flush=True)
+        return row
+
+
+def _result(out: str, what: str) -> dict[str, Any]:
+    """What a child wrote to ``out``; a child's error fails the whole command."""
+    result = json.loads(Path(out).read_text() or '{"error": "no result written"}')
+    if "error" in result:
+        raise BenchError(f"{what}: {result['error']}")
+    return dict(result)
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    """The group's committed offset of each partition."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        tps = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=30)
+        return {tp.partition: tp.offset for tp in tps}
+    finally:
+        consumer.close()
 
 
 def _median(rows: list[dict[str, Any]], key: str) -> float:
@@ -492,6 +606,20 @@ def report(runner: Runner, args: argparse.Namespace, conditions: dict[str, Any])
         ratios.append(
             f"- throttled (inlet enforcing 10,000 msg/s and 1,000 req/s; client default limits): "
             f"{f['events_per_s']:,.0f} messages/s, {f['answers_429']} answers 429"
+        )
+    if "far/ours" in table:
+        f = table["far/ours"]
+        ratios.append(
+            f"- far (the throttled inlet {args.far_ms:g} ms away, {args.far_in_flight} slots): "
+            f"{f['events_per_s']:,.0f} messages/s, {f['answers_429']} answers 429"
+        )
+    if "shared/ours" in table:
+        f = table["shared/ours"]
+        share = f["answers_429"] / f["requests"] * 100 if f["requests"] else 0.0
+        ratios.append(
+            f"- shared ({args.shared_drains} drains of one group against the throttled inlet, each with the "
+            f"client's default limits): {f['events_per_s']:,.0f} messages/s together, {f['answers_429']} answers "
+            f"429 of {f['requests']:,.0f} requests ({share:.1f} %)"
         )
     text = "\n".join(lines + ["", "Ratios (medians of this invocation):", "", *ratios])
     return text, {"conditions": conditions, "figures": table, "runs": runner.rows}
@@ -589,12 +717,22 @@ def orchestrate(args: argparse.Namespace) -> int:
                         label = f"validation {'on' if validate else 'off'} (passthrough)"
                         options = ("--validate",) if validate else ()
                         runner.run(label, "ours", emulator, records, inlet=inlet, options=options)
-            if args.throttled and want("throttled"):
+            if args.throttled and (want("throttled") or want("far") or want("shared")):
                 inlet = {"inlet_id": _inlet_id(), **INLET_GUARDRAIL}
                 throttled = stack.enter_context(emulator_process({**base, "inlets": [inlet]}))
                 throttled_events = min(args.throttled_events, args.events)
-                for _ in range(args.repeat):
+                for _ in range(args.repeat if want("throttled") else 0):
                     runner.run("throttled", "ours", throttled, throttled_events, client_limits=True)
+                if args.far_ms and want("far"):
+                    from aep_provider.emulator import Fault
+
+                    far = Fault(endpoint="batch", count=None, delay_seconds=args.far_ms / 1000)
+                    for _ in range(args.repeat):
+                        runner.run("far", "ours", throttled, throttled_events, client_limits=True, faults=[far],
+                                   in_flight=args.far_in_flight)  # fmt: skip
+                if args.shared_drains and want("shared"):
+                    for _ in range(args.repeat):
+                        runner.run_shared("shared", throttled, args.events, args.shared_drains)
     except (BenchError, KafkaLocalError) as err:
         print(f"bench: FAILED, no figures reported: {err}", file=sys.stderr)
         return 1
@@ -647,6 +785,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--latency-events", type=int, default=100_000, help="events of the latency cases (default 100000)")
     add("--no-throttled", dest="throttled", action="store_false", help="skip the throttled case")
     add("--throttled-events", type=int, default=100_000, help="events of the throttled case (default 100000)")
+    add("--far-ms", type=float, default=250.0, help="the far case's round trip; 0 skips it (default 250)")
+    add("--far-in-flight", type=int, default=8, help="ours' max_in_flight in the far case (default 8)")
+    add("--shared-drains", type=int, default=3,
+        help="drains of one group in the shared case; 0 skips it (default 3)")  # fmt: skip
     add("--no-memory", dest="memory", action="store_false", help="skip the memory case")
     add("--no-empty", dest="empty", action="store_false", help="skip the empty run")
     add("--no-validation", dest="validation", action="store_false", help="skip the validation case")
@@ -654,7 +796,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="events of the validation case: XDM records of --message-bytes, validation off vs on (default 200000)")  # fmt: skip
     add("--emulator-inlet", dest="counting_inlet", action="store_false",
         help="main and memory cases post to the AEP emulator, not to the counting inlet")  # fmt: skip
-    add("--only", action="append", choices=("main", "empty", "memory", "latency", "throttled", "validation"),
+    add("--only", action="append",
+        choices=("main", "empty", "memory", "latency", "throttled", "far", "shared", "validation"),
         help="run only these parts (repeatable; default: all)")  # fmt: skip
     add("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), help="use this broker (else start one)")
     add("--timeout", type=float, default=600.0, help="bound on every case in seconds (default 600)")
@@ -667,6 +810,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--group", help=argparse.SUPPRESS)
     add("--emulator-url", help=argparse.SUPPRESS)
     add("--client-limits", action="store_true", help=argparse.SUPPRESS)
+    add("--member", action="store_true", help=argparse.SUPPRESS)
     add("--inlet-url", help=argparse.SUPPRESS)
     add("--payload", default="passthrough", help=argparse.SUPPRESS)
     add("--validate", action="store_true", help=argparse.SUPPRESS)

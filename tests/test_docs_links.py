@@ -19,6 +19,7 @@ PAGES = {
     "delivery-guarantees.md",
     "backfills.md",
     "scaling-out.md",
+    "running-in-production.md",
     "monitoring.md",
     "emulator.md",
     "development.md",

@@ -14,7 +14,7 @@ import requests
 from aep_provider.aep.batch_response import parse_batch_response
 from aep_provider.aep.errors import AEPAuthError, AEPConfigError, AEPError, AEPRequestError, AEPUnavailableError
 from aep_provider.aep.ims import NoAuth, TokenProvider
-from aep_provider.aep.ratelimit import RateLimiter
+from aep_provider.aep.ratelimit import Permit, RateLimiter
 from aep_provider.aep.results import MAX_REQUEST_BYTES, BatchResult, MessageResult, Outcome, batch_body_size
 from aep_provider.aep.retry import Action, Answer, Deadline, RetryDriver, RetryPolicy
 from aep_provider.aep.transport import (
@@ -78,6 +78,8 @@ class _Call:
         self.last = "no attempt made"
         self.last_status: int | None = None
         self.location: str | None = None
+        #: the rate limiter's permit of the last attempt (a 429 entry in its answer shrinks the share).
+        self.permit: Permit | None = None
 
 
 class InletClient:
@@ -154,6 +156,15 @@ class InletClient:
         """Close pooled connections."""
         self._session.close()
 
+    def claim_share(self, share: float, ceiling: float) -> None:
+        """
+        Use ``share`` of the rate limits from now on, adapting to 429 answers up to ``ceiling``.
+
+        :param share: where to start, in [0, ceiling] (the drain engine claims its partitions' part).
+        :param ceiling: the most this client may use, in (0, 1].
+        """
+        self.rate_limiter.claim(share, ceiling)
+
     # -- public calls -------------------------------------------------------------------------
 
     def send_batch(self, messages: Sequence[bytes]) -> BatchResult:
@@ -214,6 +225,8 @@ class InletClient:
                 if entry.outcome is Outcome.RETRYABLE:
                     if entry.status == 429:
                         call.result.throttled += 1
+                        if call.permit is not None:
+                            call.permit.throttled()
                     retry_now.append(i)
                 results[i] = entry
             pending = retry_now
@@ -336,9 +349,13 @@ class InletClient:
     ) -> Answer[requests.Response]:
         """One POST, classified; the driver decides what happens next."""
         # The permit is held until the answer is in: the request counts against the limits
-        # until a second after AEP has surely seen it.
-        with self.rate_limiter.acquire(n_messages):
-            return self._post_permitted(url, body, n_messages, call, deadline, params=params)
+        # until a second after AEP has surely seen it. A 429 shrinks the client's share of them.
+        with self.rate_limiter.acquire(n_messages) as permit:
+            call.permit = permit
+            answer = self._post_permitted(url, body, n_messages, call, deadline, params=params)
+            if answer.status == 429:
+                permit.throttled()
+            return answer
 
     def _post_permitted(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -84,24 +85,42 @@ class Batcher:
 
     :param max_records: most messages in one batch.
     :param max_bytes: most encoded body bytes in one batch.
-    :param messages_per_second: the sender's messages/s limit, if any. A limiter admits whole
-        requests, so batches of ``n`` messages use only ``floor(limit / n) * n`` of each second:
-        935 messages of 1 KB against 10,000/s use 9,350. Full batches are then evened out to
-        ``limit / k`` messages (909 there, 11 per second, 9,999), a little below the byte limit.
+    :param messages_per_second: the sender's messages/s limit, if any, or a function giving the
+        limit in force (an adaptive one changes). A limiter admits whole requests, so batches of
+        ``n`` messages use only ``floor(limit / n) * n`` of each second: 935 messages of 1 KB
+        against 10,000/s use 9,350. Full batches are then evened out to ``limit / k`` messages
+        (909 there, 11 per second, 9,999), a little below the byte limit.
     """
 
-    def __init__(self, max_records: int, max_bytes: int, messages_per_second: float | None = None) -> None:
+    def __init__(
+        self,
+        max_records: int,
+        max_bytes: int,
+        messages_per_second: float | Callable[[], float | None] | None = None,
+    ) -> None:
         self.max_records = max_records
         self.max_bytes = max_bytes
-        self.messages_per_second = messages_per_second or None
+        self._limit: Callable[[], float | None]
+        if callable(messages_per_second):
+            self._limit = messages_per_second
+        else:
+            fixed = messages_per_second
+            self._limit = lambda: fixed
         self._queues: dict[TopicPartitionKey, deque[Entry]] = {}
         self._rotation = 0
 
+    @property
+    def messages_per_second(self) -> float | None:
+        """The messages/s limit batches are evened out to now, None when there is none."""
+        return self._limit() or None
+
     @classmethod
     def for_sender(cls, max_records: int, max_bytes: int, sender: object) -> Batcher:
-        """A batcher evening its batches out to ``sender``'s messages/s limit, when it has one."""
+        """A batcher evening its batches out to ``sender``'s messages/s limit in force, when it has one."""
         limiter = getattr(sender, "rate_limiter", None)
-        return cls(max_records, max_bytes, getattr(limiter, "max_messages_per_second", None))
+        if getattr(limiter, "max_messages_per_second", None) is None:
+            return cls(max_records, max_bytes)
+        return cls(max_records, max_bytes, lambda: limiter.max_messages_per_second)  # type: ignore[union-attr]
 
     def _even_out(self, count: int) -> int:
         """How many of a full batch's ``count`` messages to send, given the messages/s limit."""

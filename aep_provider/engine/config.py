@@ -37,6 +37,11 @@ DEFAULT_CONSUMER_SETTINGS: dict[str, Any] = {
     # so with the default its reading stalled for up to a second at a time: 73,000 events/s
     # against 95,000 with 10 ms in the same benchmark.
     "fetch.queue.backoff.ms": 10,
+    # A member learns of a rebalance from a heartbeat's answer (librdkafka: every 3 s). Drains join
+    # and leave their group on every run, and a cooperative handover takes two rounds, so three
+    # drains of one group waited up to about 6 s for their partitions, and the last ones to end
+    # kept their old share of the guardrail that long after the others left.
+    "heartbeat.interval.ms": 1000,
 }
 
 #: Largest record the dead-letter producer accepts locally (librdkafka's default is 1 MB).
@@ -142,6 +147,9 @@ class DrainConfig:
     :param assignment_timeout_seconds: bound on the wait for the first partition assignment.
     :param stop_grace_seconds: how long a stopping run waits for in-flight requests.
     :param progress_interval_seconds: how often per-partition progress is logged.
+    :param guardrail_share: the part of the AEP connection's rate limits this drain claims, all
+        instances of its consumer group together, in (0, 1]; each instance starts at its partitions'
+        part of it and adapts to AEP's 429 answers below it (see :mod:`aep_provider.aep.adaptive`).
     """
 
     max_batch_records: int = DEFAULT_MAX_BATCH_RECORDS
@@ -155,9 +163,11 @@ class DrainConfig:
     assignment_timeout_seconds: float = DEFAULT_ASSIGNMENT_TIMEOUT_SECONDS
     stop_grace_seconds: float = DEFAULT_STOP_GRACE_SECONDS
     progress_interval_seconds: float = DEFAULT_PROGRESS_INTERVAL_SECONDS
+    guardrail_share: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "on_reject", validate_on_reject(self.on_reject))
+        validate_guardrail_share(self.guardrail_share)
         validate_limits(
             max_batch_records=self.max_batch_records,
             max_batch_bytes=self.max_batch_bytes,
@@ -170,6 +180,15 @@ class DrainConfig:
             assignment_timeout_seconds=self.assignment_timeout_seconds,
             stop_grace_seconds=self.stop_grace_seconds,
             progress_interval_seconds=self.progress_interval_seconds,
+        )
+
+
+def validate_guardrail_share(value: object) -> None:
+    """Raise ValueError unless ``value`` is a number in (0, 1]: a share of the organisation's limits."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(
+            f"guardrail_share must be a number in (0, 1] (this drain's part of the connection's rate limits, "
+            f"e.g. 0.5 for half of the organisation's 10,000 messages/s), got {value!r}"
         )
 
 

@@ -285,6 +285,8 @@ class DrainEngine:
             in_flight.collect(only_done=True)
             # As soon as a prefix advances, asynchronously; coalesced while one commit is outstanding.
             stages.commits.step(stages.consumer)
+            # After a rebalance the member's part of the group's guardrail share changes.
+            in_flight.claim_share()
             in_flight.dispatch(flush=got_all or not reading)
             now = time.monotonic()
             if now >= next_progress:

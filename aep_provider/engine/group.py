@@ -32,9 +32,18 @@ class GroupWatcher:
         self.timeout = timeout
         self._conf = client_config(consumer_conf)
         self._admin: AdminClient | None = None
+        #: this member's id in the group (set at its first assignment), None while unknown.
+        self.member_id: str | None = None
 
     def settled(self, partitions: Iterable[TopicPartitionKey]) -> bool:
-        """True when the group is stable and each of ``partitions`` has an owner; also True when the group cannot be described."""
+        """
+        True when the group is stable and each of ``partitions`` has an owner other than this member;
+        also True when the group cannot be described.
+
+        A partition the description already gives to this member is on its way (the member has not
+        processed the round's answer yet): ending then would refuse it while closing and leave it to
+        the other members or the next run (seen with three drains joining one group at once).
+        """
         try:
             self._admin = self._admin or AdminClient(self._conf)
             future = self._admin.describe_consumer_groups([self.group_id], request_timeout=self.timeout)[self.group_id]
@@ -44,6 +53,8 @@ class GroupWatcher:
             log.debug("Could not describe group %r (%s); assuming its assignment is settled", self.group_id, err)
             return True
         if group.state != ConsumerGroupState.STABLE:
+            return False
+        if any(m.member_id == self.member_id and m.assignment.topic_partitions for m in group.members):
             return False
         owned = {(tp.topic, tp.partition) for member in group.members for tp in member.assignment.topic_partitions}
         return set(partitions) <= owned

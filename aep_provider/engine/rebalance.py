@@ -124,6 +124,8 @@ class Rebalancer:
             else:
                 consumer.assign(partitions)
             return
+        # Known once the group answered the join: the group watcher tells this member's share apart.
+        self.group.member_id = self.group.member_id or consumer.memberid()
         try:
             self._assign(consumer, partitions)
         except DrainError as err:

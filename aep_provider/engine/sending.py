@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from aep_provider.aep.errors import AEPError, AEPUnavailableError
 from aep_provider.aep.results import BatchResult
@@ -13,6 +14,8 @@ from aep_provider.engine.commits import AsyncCommitter
 from aep_provider.engine.errors import DrainError
 from aep_provider.engine.settle import Settler
 from aep_provider.engine.state import PartitionState, RunState, TopicPartitionKey
+
+log = logging.getLogger(__name__)
 
 
 class Sender(Protocol):
@@ -26,6 +29,13 @@ class Sender(Protocol):
     """
 
     def send_batch(self, messages: Sequence[bytes]) -> BatchResult: ...
+
+
+@runtime_checkable
+class SharesGuardrail(Protocol):
+    """A sender whose rate limits adapt (:class:`~aep_provider.aep.inlet.InletClient`): the engine claims its part."""
+
+    def claim_share(self, share: float, ceiling: float) -> None: ...
 
 
 class InFlight:
@@ -50,6 +60,7 @@ class InFlight:
         self.committer = committer
         self.requests: dict[Future[BatchResult], tuple[Batch, dict[TopicPartitionKey, PartitionState]]] = {}
         self.busy: set[TopicPartitionKey] = set()
+        self._claimed: float | None = None
 
     def __len__(self) -> int:
         return len(self.requests)
@@ -71,6 +82,29 @@ class InFlight:
             future = self.pool.submit(self.sender.send_batch, batch.messages)
             self.requests[future] = (batch, states)
             self.busy |= states.keys()
+
+    def claim_share(self) -> None:
+        """
+        Claim this member's part of the group's ``guardrail_share``: the part of the snapshot's
+        partitions it holds. The members of one group then start out adding up to the group's
+        share instead of each claiming all of it; the sender adapts from there (up to the whole
+        share, e.g. when the others are done) and a rebalance claims anew.
+        """
+        total = len(self.state.snapshot)
+        if not total or not isinstance(self.sender, SharesGuardrail):
+            return
+        ceiling = self.state.config.guardrail_share
+        share = ceiling * len(self.state.partitions) / total
+        if share != self._claimed:
+            self._claimed = share
+            self.sender.claim_share(share, ceiling)
+            log.info(
+                "Claiming %.0f%% of the AEP connection's rate limits: %d of %d partition(s) of a guardrail_share of %g",
+                share * 100,
+                len(self.state.partitions),
+                total,
+                ceiling,
+            )
 
     def wait_any(self, timeout: float) -> None:
         """Block until a request finishes (or ``timeout``): the loop's wait while it does not read."""

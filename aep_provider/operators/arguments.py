@@ -111,6 +111,14 @@ ARGUMENTS: tuple[Argument, ...] = (
         "max_in_flight", _DRAIN["max_in_flight"], "Most concurrent requests (a partition never has two in flight)."
     ),
     Argument(
+        "guardrail_share",
+        _DRAIN["guardrail_share"],
+        "Part of the AEP connection's rate limits this drain claims, all instances of its group together, in (0, 1].",
+        doc="Each instance starts at its partitions' part of it (2 of 6 partitions: a third) and adapts to AEP's "
+        "429 answers below it. Split the organisation's 10,000 messages/s between DAGs with it: see "
+        "[Running in production](running-in-production.md#sharing-the-organisations-guardrail).",
+    ),
+    Argument(
         "max_records_per_run",
         _DRAIN["max_records_per_run"],
         "Stop cleanly after taking this many records; the rest waits for the next run.",

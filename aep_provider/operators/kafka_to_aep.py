@@ -15,6 +15,7 @@ from aep_provider.aep.errors import AEPError
 from aep_provider.engine.config import (
     DrainConfig,
     consumer_config,
+    validate_guardrail_share,
     validate_limits,
     validate_on_reject,
     validate_timeouts,
@@ -93,6 +94,7 @@ class KafkaToAEPOperator(BaseOperator):
         max_batch_records: int = default("max_batch_records"),
         max_batch_bytes: int = default("max_batch_bytes"),
         max_in_flight: int = default("max_in_flight"),
+        guardrail_share: float = default("guardrail_share"),
         max_records_per_run: int | str | None = default("max_records_per_run"),
         max_run_seconds: float | str | None = default("max_run_seconds"),
         payload: str | Callable[..., dict[str, Any] | None] = default("payload"),
@@ -133,6 +135,7 @@ class KafkaToAEPOperator(BaseOperator):
             stop_grace_seconds=stop_grace_seconds,
             progress_interval_seconds=progress_interval_seconds,
         )
+        validate_guardrail_share(guardrail_share)
         self.on_reject = validate_on_reject(on_reject).value
         if not callable(payload) and (not isinstance(payload, str) or (payload not in PAYLOADS and "." not in payload)):
             raise ValueError(
@@ -160,6 +163,7 @@ class KafkaToAEPOperator(BaseOperator):
         self.max_batch_records = max_batch_records
         self.max_batch_bytes = max_batch_bytes
         self.max_in_flight = max_in_flight
+        self.guardrail_share = guardrail_share
         self.max_records_per_run = max_records_per_run
         self.max_run_seconds = max_run_seconds
         self.payload = payload
@@ -181,6 +185,7 @@ class KafkaToAEPOperator(BaseOperator):
             max_batch_records=self.max_batch_records,
             max_batch_bytes=self.max_batch_bytes,
             max_in_flight=self.max_in_flight,
+            guardrail_share=self.guardrail_share,
             max_records_per_run=_optional_number(self.max_records_per_run, int, "max_records_per_run"),
             max_run_seconds=_optional_number(self.max_run_seconds, float, "max_run_seconds"),
             dlq_topic=self.dlq_topic or None,

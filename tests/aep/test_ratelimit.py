@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from aep_provider.aep.ratelimit import RateLimiter, SlidingWindow
+from aep_provider.aep.ratelimit import _RTT_TRUSTED, RateLimiter, SlidingWindow
 from tests.aep.fakes import FakeClock
 
 
@@ -67,9 +67,10 @@ def test_a_use_in_flight_counts_until_a_window_after_its_answer_less_the_shortes
     shortest round trip allows (a margin of 5 % of the window kept for jitter)."""
     clock = FakeClock(0.0)
     window = SlidingWindow(10, clock=clock, sleep=clock.sleep)
-    _, quick = window.acquire(1)
-    clock.advance(0.2)
-    window.release(quick)  # the shortest round trip so far: 0.2 s
+    for _ in range(_RTT_TRUSTED):  # enough round trips for their shortest to be trusted: 0.2 s
+        _, quick = window.acquire(0)
+        clock.advance(0.2)
+        window.release(quick)
     clock.advance(1.0)
     _, slow = window.acquire(9)
     clock.advance(5.0)  # still in flight five windows later: it may not have arrived yet
@@ -86,14 +87,27 @@ def test_uses_with_a_steady_round_trip_count_a_window_after_their_send():
     """250 ms away, a request sent one window (+ margin) after another cannot share its server second."""
     clock = FakeClock(0.0)
     window = SlidingWindow(10, clock=clock, sleep=clock.sleep)
-    for _ in range(5):
+    waits = []
+    for _ in range(_RTT_TRUSTED + 3):
         waited, use = window.acquire(10)
+        waits.append(waited)
         clock.advance(0.25)
         window.release(use)
         clock.advance(0.5)
-    # After the first, each waited until 1.05 s after the previous send: 0.3 s past its answer + 0.5.
-    _, use = window.acquire(10)
-    assert waited == pytest.approx(0.3, abs=1e-3)
+    # Until the shortest round trip is trusted each waited a whole window after the previous answer
+    # (0.5 s past the 0.25 s answer + 0.5 s); then until 1.05 s after the previous send.
+    assert waits[1] == pytest.approx(0.5, abs=1e-3)
+    assert waits[-1] == pytest.approx(0.3, abs=1e-3)
+
+
+def test_a_few_round_trips_shift_nothing():
+    """The shortest of a run's first round trips may be far longer than the true one (a busy inlet)."""
+    clock = FakeClock(0.0)
+    window = SlidingWindow(10, clock=clock, sleep=clock.sleep)
+    _, first = window.acquire(10)
+    clock.advance(0.4)
+    window.release(first)
+    assert window._try(1, clock.now)[1] == pytest.approx(1.0)  # a whole window after the answer
 
 
 def test_a_release_wakes_a_waiting_acquire():
@@ -107,10 +121,10 @@ def test_a_release_wakes_a_waiting_acquire():
         window.release(held)
 
     threading.Thread(target=answer_later).start()
-    waited, _ = window.acquire(1)
-    # Never admitted while the held use is in flight (it may not have arrived yet).
-    assert time.monotonic() >= released_at[0]
-    assert waited >= 0.095
+    window.acquire(1)
+    # Never admitted while the held use is in flight (it may not have arrived yet). No bound on the
+    # wait itself: under load the thread may answer before this acquire even starts (a flake).
+    assert released_at and time.monotonic() >= released_at[0]
 
 
 def test_limiter_waits_for_the_tighter_of_requests_and_messages():

@@ -38,12 +38,17 @@ def test_every_case_moves_exactly_its_events(kafka_bootstrap, tmp_path):
         ("validation on (xdm)", "ours"): 400,
         ("validation off (passthrough)", "ours"): 400,
         ("validation on (passthrough)", "ours"): 400,
+        ("far", "ours"): 400,
+        ("shared", "ours"): 1200,
     }
     by_case = {(r["label"], r["case"]): r for r in document["runs"]}
     # Only the cases that send make requests; 1,200 events in batches of at most 100 is at least 12.
     assert by_case[("main", "limit")]["requests"] == 0
     assert by_case[("main", "peer")]["requests"] >= 12
     assert by_case[("empty", "ours")]["requests"] == 0
+    # The shared case's three drains of one group moved the events together.
+    shared = by_case[("shared", "ours")]
+    assert shared["drains"] == 3 and sum(shared["per_drain"]) == 1200
     # Every figure the report names is there, and the markers' old content is replaced.
     text = report.read_text()
     assert "prose kept" in text and "old figures" not in text
@@ -53,6 +58,8 @@ def test_every_case_moves_exactly_its_events(kafka_bootstrap, tmp_path):
         "main/ours",
         "latency/ours",
         "throttled/ours",
+        "far/ours",
+        "shared/ours",
         "memory 4N/ours",
         "empty/ours",
         "validation on (xdm)/ours",

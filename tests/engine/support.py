@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -147,3 +148,50 @@ def dead_letters(bootstrap: str, topic: str, count: int, *, timeout: float = 10.
     finally:
         reader.close()
     return found
+
+
+class GatedConsumer:
+    """
+    A real Consumer whose partitions stay paused until ``gate`` opens.
+
+    The group still rebalances (callbacks run inside ``consume``), but no record is fetched, so
+    a test can let every instance join and receive its share before any draining starts.
+    """
+
+    def __init__(self, conf, gate: threading.Event) -> None:
+        self._real = Consumer(conf)
+        self._gate = gate
+        self._resumed = False
+        self._owned: set[int] = set()
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def subscribe(self, topics, on_assign, **callbacks):
+        on_revoke, on_lost = callbacks.pop("on_revoke"), callbacks.pop("on_lost")
+
+        def assigned(consumer, partitions):
+            on_assign(consumer, partitions)
+            self._owned |= {tp.partition for tp in partitions}
+            if not self._gate.is_set() and partitions:
+                consumer.pause(partitions)
+
+        def revoked(consumer, partitions):
+            self._owned -= {tp.partition for tp in partitions}
+            on_revoke(consumer, partitions)
+
+        def lost(consumer, partitions):
+            self._owned -= {tp.partition for tp in partitions}
+            on_lost(consumer, partitions)
+
+        self._real.subscribe(topics, on_assign=assigned, on_revoke=revoked, on_lost=lost, **callbacks)
+
+    def consume(self, *args, **kwargs):
+        if self._gate.is_set() and not self._resumed:
+            self._resumed = True
+            self._real.resume(self._real.assignment())
+        return self._real.consume(*args, **kwargs)
+
+    def owned(self) -> set[int]:
+        """Partitions held now (tracked from the rebalance callbacks, so also readable after close)."""
+        return set(self._owned)

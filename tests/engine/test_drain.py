@@ -26,6 +26,7 @@ from aep_provider.engine import (
 from aep_provider.engine.dlq import HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON, HEADER_STATUS, HEADER_TOPIC
 from aep_provider.engine.errors import DeadLetterError
 from tests.engine.support import (
+    GatedConsumer,
     committed,
     end_offsets,
     inlet_client,
@@ -302,53 +303,6 @@ def test_on_reject_skip_counts_and_goes_on(kafka_bootstrap, poison_topic, aep_em
     assert len(skipped) == 4
     # Rejected contents appear at most as a short prefix.
     assert all(len(line) < 600 for line in skipped)
-
-
-class GatedConsumer:
-    """
-    A real Consumer whose partitions stay paused until ``gate`` opens.
-
-    The group still rebalances (callbacks run inside ``consume``), but no record is fetched, so
-    a test can let every instance join and receive its share before any draining starts.
-    """
-
-    def __init__(self, conf, gate: threading.Event) -> None:
-        self._real = Consumer(conf)
-        self._gate = gate
-        self._resumed = False
-        self._owned: set[int] = set()
-
-    def __getattr__(self, name):
-        return getattr(self._real, name)
-
-    def subscribe(self, topics, on_assign, **callbacks):
-        on_revoke, on_lost = callbacks.pop("on_revoke"), callbacks.pop("on_lost")
-
-        def assigned(consumer, partitions):
-            on_assign(consumer, partitions)
-            self._owned |= {tp.partition for tp in partitions}
-            if not self._gate.is_set() and partitions:
-                consumer.pause(partitions)
-
-        def revoked(consumer, partitions):
-            self._owned -= {tp.partition for tp in partitions}
-            on_revoke(consumer, partitions)
-
-        def lost(consumer, partitions):
-            self._owned -= {tp.partition for tp in partitions}
-            on_lost(consumer, partitions)
-
-        self._real.subscribe(topics, on_assign=assigned, on_revoke=revoked, on_lost=lost, **callbacks)
-
-    def consume(self, *args, **kwargs):
-        if self._gate.is_set() and not self._resumed:
-            self._resumed = True
-            self._real.resume(self._real.assignment())
-        return self._real.consume(*args, **kwargs)
-
-    def owned(self) -> set[int]:
-        """Partitions held now (tracked from the rebalance callbacks, so also readable after close)."""
-        return set(self._owned)
 
 
 def test_three_instances_on_one_group_split_partitions_exactly_once(kafka_bootstrap, make_topic, aep_emulator):

@@ -74,6 +74,9 @@ class FakeConsumer:
     def get_watermark_offsets(self, tp, timeout, cached):
         return 0, len(self.logs[tp.partition])
 
+    def memberid(self):
+        return "fake-member"
+
     def subscribe(self, topics, on_assign, on_revoke, on_lost):
         self._on_assign = on_assign
 

@@ -89,3 +89,66 @@ def test_airflow_connections_point_at_the_other_services(compose):
     assert aep_conn["extra"]["ims_org_id"] == DEFAULT_IMS_ORG_ID
     assert "./dags:/opt/airflow/dags:ro" in airflow["volumes"]
     assert (REPO_ROOT / "dags" / "kafka_to_aep_example.py").is_file()
+
+
+CLUSTER_COMPONENTS = {
+    "airflow-apiserver": ["airflow", "api-server"],
+    "airflow-scheduler": ["airflow", "scheduler"],
+    "airflow-dag-processor": ["airflow", "dag-processor"],
+    "airflow-triggerer": ["airflow", "triggerer"],
+    "airflow-worker": ["airflow", "celery", "worker"],
+}
+
+
+def test_cluster_profile_is_the_topology_of_make_cluster(compose):
+    """PostgreSQL, Redis, the four Airflow components and two Celery workers, as scripts/cluster.py starts them."""
+    from scripts.cluster import PORT_DEFAULTS, ClusterStack
+
+    services = compose["services"]
+    cluster = {name for name, svc in services.items() if "cluster" in svc.get("profiles", [])}
+    assert cluster == {"postgres", "redis", "airflow-init", *CLUSTER_COMPONENTS}
+    # Kafka, the emulator and the producer serve both profiles; the standalone Airflow has none.
+    assert not any(
+        services[name].get("profiles") for name in ("kafka", "kafka-init", "aep-emulator", "producer", "airflow")
+    )
+    for name, command in CLUSTER_COMPONENTS.items():
+        assert services[name]["command"] == command, name
+        assert services[name]["depends_on"]["airflow-init"] == {"condition": "service_completed_successfully"}, name
+        assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy", name
+    assert services["airflow-init"]["command"] == ["airflow", "db", "migrate"]
+    assert services["airflow-worker"]["deploy"]["replicas"] == ClusterStack().workers == 2
+    assert host_ports(services["airflow-apiserver"]) == {PORT_DEFAULTS["api"]}
+    assert all(not host_ports(services[name]) for name in cluster - {"airflow-apiserver"})
+
+
+def test_cluster_profile_runs_celery_on_postgres_and_redis(compose):
+    services = compose["services"]
+    env = services["airflow-scheduler"]["environment"]
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    postgres = services["postgres"]["environment"]
+    db = f"{postgres['POSTGRES_USER']}:{postgres['POSTGRES_PASSWORD']}@postgres/{postgres['POSTGRES_DB']}"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"postgresql+psycopg2://{db}"
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == f"db+postgresql+psycopg2://{db}"
+    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:")
+    # Workers reach the Execution API on the API server, with a JWT secret every component shares.
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+    assert env["AIRFLOW__API_AUTH__JWT_SECRET"]
+    # Every component has the same environment (the official file's x-airflow-common).
+    for name in CLUSTER_COMPONENTS:
+        assert {k: v for k, v in services[name]["environment"].items() if k != "DUMB_INIT_SETSID"} == env, name
+    # The same connections as the standalone Airflow.
+    standalone = services["airflow"]["environment"]
+    for conn in ("AIRFLOW_CONN_KAFKA_DEFAULT", "AIRFLOW_CONN_AEP_DEFAULT"):
+        assert env[conn] == standalone[conn]
+
+
+def test_cluster_image_installs_the_cluster_extra(compose):
+    import tomllib
+
+    build = compose["services"]["airflow-scheduler"]["build"]
+    assert build["context"] == "."
+    extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert build["args"]["EXTRAS"] == "[cluster]" and "cluster" in extras
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    assert 'ARG EXTRAS=""' in dockerfile and '".${EXTRAS}"' in dockerfile
+    assert compose["services"]["airflow-scheduler"]["image"] != compose["services"]["airflow"]["image"]
