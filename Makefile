@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml constraints.txt
 lock: $(STAMP)
 	$(UV) pip compile pyproject.toml --extra test --extra cluster --python-version 3.11 --no-header --quiet -o constraints.txt
 	@# Each older supported Airflow: its pins (constraints/airflow-X.in) with our dependencies, for `make test-versions`.
-	for pins in constraints/airflow-*.in; do $(UV) pip compile pyproject.toml "$$pins" --extra test --python-version 3.11 --no-header --quiet -o "$${pins%.in}.txt"; done
+	$(foreach pins,$(wildcard constraints/airflow-*.in),$(UV) pip compile pyproject.toml $(pins) --extra test --python-version 3.11 --no-header --quiet -o $(pins:.in=.txt) &&) true
 
 kafka-jars: $(STAMP)
 	@$(PY) -m scripts.kafka_local fetch
