@@ -84,7 +84,7 @@ def smoke(version: str, wheel: Path, pytest_args: list[str]) -> int:
     env.pop("PYTHONPATH", None)
     print(f"test_versions: Airflow {installed[0]}, {wheel.name}, smoke subset in {src}", flush=True)
     code = subprocess.run(
-        [str(python), "-m", "pytest", "-m", "smoke", "-p", "no:cacheprovider", *pytest_args],
+        [str(python), "-m", "pytest", "-m", "smoke", "-p", "no:cacheprovider", "--durations=5", *pytest_args],
         cwd=src, env=env, stdin=subprocess.DEVNULL,
     ).returncode  # fmt: skip
     print(f"test_versions: Airflow {installed[0]}: pytest exit {code} in {time.monotonic() - started:.0f}s", flush=True)
