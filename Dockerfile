@@ -12,7 +12,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 ARG EXTRAS=""
 
 WORKDIR /opt/aep-provider
-COPY pyproject.toml README.md constraints.txt ./
+COPY pyproject.toml README.md LICENSE constraints.txt ./
 COPY aep_provider ./aep_provider
 COPY scripts ./scripts
 RUN pip install --no-cache-dir "uv==0.13.9" \

@@ -10,6 +10,8 @@
 #   make lock      re-pin constraints.txt after changing dependencies in pyproject.toml
 #   make lint      ruff check, ruff format --check, mypy, docs tables (tools pinned here, installed into .venv on first use)
 #   make bench     limit vs peer vs ours on one topic (BENCH_ARGS="--events 800000 --write BENCHMARKS.md")
+#   make dist      the release files: wheel + sdist in dist/, checked (twine check, scripts.check_dist)
+#   make test-versions  the smoke subset against the built wheel, per supported Airflow (AIRFLOW_VERSIONS="3.2 3.3")
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -20,7 +22,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: install test run stop status lock kafka-jars kafka clean bench lint wipe-kafka cluster cluster-stop
+.PHONY: install test run stop status lock kafka-jars kafka clean bench lint wipe-kafka cluster cluster-stop dist test-versions
 
 install: $(STAMP)
 
@@ -34,6 +36,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 lock: $(STAMP)
 	$(UV) pip compile pyproject.toml --extra test --extra cluster --python-version 3.11 --no-header --quiet -o constraints.txt
+	@# Each older supported Airflow: its pins (constraints/airflow-X.in) with our dependencies, for `make test-versions`.
+	$(foreach pins,$(wildcard constraints/airflow-*.in),$(UV) pip compile pyproject.toml $(pins) --extra test --python-version 3.11 --no-header --quiet -o $(pins:.in=.txt) &&) true
 
 kafka-jars: $(STAMP)
 	@$(PY) -m scripts.kafka_local fetch
@@ -88,3 +92,24 @@ status: $(STAMP)
 
 clean: stop cluster-stop
 	rm -rf .local
+
+# Release (docs/development.md#releasing). build and twine pinned here like ruff and mypy.
+BUILD_VERSION := 1.6.1
+TWINE_VERSION := 7.0.0
+DIST_STAMP := $(VENV)/.dist-$(BUILD_VERSION)-$(TWINE_VERSION)
+
+$(DIST_STAMP): $(STAMP)
+	$(UV) pip install --quiet --python $(PY) "build==$(BUILD_VERSION)" "twine==$(TWINE_VERSION)"
+	@touch $@
+
+# The sdist, then the wheel built from it (python -m build's default: proves the sdist is complete).
+dist: $(DIST_STAMP)
+	rm -rf dist
+	$(PY) -m build --installer uv --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
+	$(PY) -m scripts.check_dist dist
+
+# The built wheel in a clean environment per supported Airflow, `pytest -m smoke` against it.
+AIRFLOW_VERSIONS ?= 3.2 3.3
+test-versions: dist kafka-jars
+	$(PY) -m scripts.test_versions $(AIRFLOW_VERSIONS)

@@ -46,6 +46,7 @@ def test_example_dag_shape():
 
 @pytest.mark.integration
 @pytest.mark.e2e
+@pytest.mark.smoke
 def test_example_dag_runs_green_with_dag_test(
     airflow_db, kafka_bootstrap, make_topic, make_kafka_conn, aep_emulator, monkeypatch
 ):

@@ -173,8 +173,16 @@ def _backfill(session, stack, day: datetime) -> list[dict]:
         "reprocess_behavior": "completed",
         "max_active_runs": 2,
     }
-    resp = session.post(f"{stack.api_url}/api/v2/backfills", json=body, timeout=60)
-    assert resp.status_code == 200, resp.text
+    # A 500 here was seen once in four runs on 2 busy cores (Airflow 3.2; SQLite, whose writers wait
+    # out a busy timeout: `database is locked` shows in the scheduler's log of such runs). A user
+    # presses the button again; had the first try created the backfill, the retry answers 409 and
+    # the test fails with the logs.
+    for _ in range(3):
+        resp = session.post(f"{stack.api_url}/api/v2/backfills", json=body, timeout=60)
+        if resp.status_code < 500:
+            break
+        time.sleep(5)
+    assert resp.status_code == 200, f"{resp.status_code} {resp.text}\n{_diagnostics(stack)}"
     backfill_id = resp.json()["id"]
     deadline = time.monotonic() + WAIT_SECONDS
     while _get(session, f"{stack.api_url}/api/v2/backfills/{backfill_id}").get("completed_at") is None:
@@ -217,6 +225,7 @@ def _received_ids(stack: DevStack) -> list[str]:
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.smoke
 def test_backfills_replay_exactly_their_interval(stack: DevStack, topic_and_group, kafka_bootstrap: str):
     topic, group = topic_and_group
     ids = _produce_days(kafka_bootstrap, topic)

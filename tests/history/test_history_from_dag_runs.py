@@ -26,6 +26,7 @@ def _session():
     return create_session()
 
 
+@pytest.mark.smoke
 def test_a_finished_dag_run_is_recorded_and_where_locates_each_record(
     airflow_db, kafka_bootstrap, make_topic, make_kafka_conn, aep_conn_id, aep_emulator
 ):

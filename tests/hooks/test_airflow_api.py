@@ -10,6 +10,9 @@ import pytest
 
 from aep_provider.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_IMS_ORG_ID, DEFAULT_INLET_ID
 
+# The connection form and Test button as each supported Airflow serves them (`make test-versions`).
+pytestmark = pytest.mark.smoke
+
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[Any]:

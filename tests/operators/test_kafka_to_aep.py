@@ -296,6 +296,7 @@ def _backfill_context(start, end, ti=None) -> dict:
 
 
 @pytest.mark.integration
+@pytest.mark.smoke
 def test_a_backfill_run_replays_its_interval_without_touching_the_group(
     kafka_bootstrap, make_topic, kafka_conn_id, aep_conn_id, aep_emulator
 ):

@@ -115,11 +115,20 @@ def test_run_produces_facets_hook_lineage_and_link(
 # -- under dag.test(): metrics to StatsD, asset event, link XCom ---------------------------
 
 
+def _point_stats_at(make_factory) -> None:
+    """Give Airflow's ``Stats`` a new backend factory (3.3: module-level ``initialize``; 3.2: ``Stats.initialize``)."""
+    from airflow.sdk.observability import stats
+
+    if hasattr(stats, "initialize"):
+        stats.initialize(factory=make_factory(), export_legacy_names=False)
+    else:
+        stats.Stats.initialize(factory=make_factory(stats.Stats))
+
+
 @pytest.fixture
 def statsd_listener(monkeypatch) -> Iterator[list[str]]:
     """Airflow's Stats pointed at a UDP listener on 127.0.0.1 (InfluxDB-style tags); yields the lines received."""
     from airflow.sdk._shared.observability.metrics.base_stats_logger import NoStatsLogger
-    from airflow.sdk.observability import stats
     from airflow.sdk.observability.metrics.stats_utils import get_stats_factory
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -144,7 +153,7 @@ def statsd_listener(monkeypatch) -> Iterator[list[str]]:
         "STATSD_INFLUXDB_ENABLED": "True",
     }.items():
         monkeypatch.setenv(f"AIRFLOW__METRICS__{key}", value)
-    stats.initialize(factory=get_stats_factory(), export_legacy_names=False)
+    _point_stats_at(get_stats_factory)
     thread = threading.Thread(target=listen, daemon=True)
     thread.start()
     try:
@@ -153,7 +162,7 @@ def statsd_listener(monkeypatch) -> Iterator[list[str]]:
         stop.set()
         thread.join(2)
         sock.close()
-        stats.initialize(factory=NoStatsLogger, export_legacy_names=False)
+        _point_stats_at(lambda *_: NoStatsLogger)
 
 
 def _metric(lines: list[str], name: str, **tags: str) -> list[str]:
@@ -182,6 +191,7 @@ with DAG({dag_id!r}, schedule=None, start_date=datetime(2025, 1, 1), catchup=Fal
 
 @pytest.mark.integration
 @pytest.mark.e2e
+@pytest.mark.smoke
 def test_dag_test_run_emits_metrics_asset_event_and_link(
     airflow_db, kafka_bootstrap, make_topic, kafka_conn_id, aep_conn_id, aep_emulator, statsd_listener
 ):

@@ -246,6 +246,7 @@ def _dag(airflow_db: str, **values):
 
 
 @pytest.mark.e2e
+@pytest.mark.smoke
 def test_sensor_defers_then_fires_under_dag_test(airflow_db, kafka_bootstrap, make_topic, kafka_conn_id, monkeypatch):
     topic = make_topic(partitions=2)
     group = _group_of(kafka_conn_id)
