@@ -70,6 +70,9 @@ def test_sigkill_mid_run_resends_at_most_max_in_flight_batches(kafka_bootstrap, 
     finally:
         if child.poll() is None:
             child.kill()
+    # A request the killed run had already sent is still answered by the emulator (it reads the
+    # body, waits its delay, accepts): wait until nothing changes before counting the first run.
+    _wait_until_quiet(aep_emulator)
     first_run = received(aep_emulator)
     first_count = sum(len(v) for v in first_run.values())
     assert 0 < first_count < partitions * per_partition
@@ -93,6 +96,18 @@ def test_sigkill_mid_run_resends_at_most_max_in_flight_batches(kafka_bootstrap, 
     # confirmed, which count against max_in_flight.
     assert 0 <= duplicates <= max_in_flight * batch_records
     assert second.lag == 0
+
+
+def _wait_until_quiet(emulator, quiet_seconds: float = 1.0, timeout: float = 30.0) -> None:
+    """Wait until the emulator's request counters stay unchanged for ``quiet_seconds``."""
+    deadline = time.monotonic() + timeout
+    last, since = emulator.stats(), time.monotonic()
+    while time.monotonic() - since < quiet_seconds:
+        assert time.monotonic() < deadline, "the emulator kept receiving requests after the run was killed"
+        time.sleep(0.1)
+        now = emulator.stats()
+        if now != last:
+            last, since = now, time.monotonic()
 
 
 # -- broker outage ------------------------------------------------------------------------------
