@@ -2,7 +2,11 @@
 #   make install   .venv with the provider (editable) and test tools, versions pinned by constraints.txt
 #   make test      install + Kafka jars + the whole test suite
 #   make run       the local stack: Kafka, AEP emulator, Airflow (stop with `make stop`)
-#   make stop      stop the local stack
+#   make stop      stop the local stack (Kafka's data is kept for the next `make run`)
+#   make wipe-kafka   delete the local stack's Kafka data (topics, records, committed offsets)
+#   scripts/local airflow ...   the Airflow CLI (or aep-emulator, ...) against the local stack
+#   make cluster   the same stack as a cluster: PostgreSQL, Redis, CeleryExecutor with two workers (CLUSTER_ARGS="--api-port 8090 ...")
+#   make cluster-stop  stop the cluster
 #   make lock      re-pin constraints.txt after changing dependencies in pyproject.toml
 #   make lint      ruff check, ruff format --check, mypy, docs tables (tools pinned here, installed into .venv on first use)
 #   make bench     limit vs peer vs ours on one topic (BENCH_ARGS="--events 800000 --write BENCHMARKS.md")
@@ -16,7 +20,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: install test run stop status lock kafka-jars kafka clean bench lint
+.PHONY: install test run stop status lock kafka-jars kafka clean bench lint wipe-kafka cluster cluster-stop
 
 install: $(STAMP)
 
@@ -25,11 +29,11 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "make install: Python 3.11+ is needed, $(PYTHON) is " + sys.version.split()[0])'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
-	$(UV) pip install --quiet --python $(PY) --constraint constraints.txt -e '.[test]'
+	$(UV) pip install --quiet --python $(PY) --constraint constraints.txt -e '.[test,cluster]'
 	@touch $@
 
 lock: $(STAMP)
-	$(UV) pip compile pyproject.toml --extra test --python-version 3.11 --no-header --quiet -o constraints.txt
+	$(UV) pip compile pyproject.toml --extra test --extra cluster --python-version 3.11 --no-header --quiet -o constraints.txt
 
 kafka-jars: $(STAMP)
 	@$(PY) -m scripts.kafka_local fetch
@@ -61,14 +65,26 @@ lint: $(LINT_STAMP)
 bench: kafka-jars
 	$(PY) -m bench.compare $(BENCH_ARGS)
 
+# RUN_ARGS: devstack start options, e.g. RUN_ARGS='--api-port 8081 --rate 0'
+RUN_ARGS ?=
 run: kafka-jars
-	$(PY) -m scripts.devstack start
+	$(PY) -m scripts.devstack start $(RUN_ARGS)
 
 stop:
 	@if [ -x $(PY) ]; then $(PY) -m scripts.devstack stop; else echo "nothing to stop (no $(VENV))"; fi
 
+wipe-kafka:
+	@if [ -x $(PY) ]; then $(PY) -m scripts.devstack wipe-kafka; else rm -rf .local/kafka; fi
+
+CLUSTER_ARGS ?=
+cluster: kafka-jars
+	$(PY) -m scripts.cluster start $(CLUSTER_ARGS)
+
+cluster-stop:
+	@if [ -x $(PY) ]; then $(PY) -m scripts.cluster stop; else echo "nothing to stop (no $(VENV))"; fi
+
 status: $(STAMP)
 	@$(PY) -m scripts.devstack status
 
-clean: stop
+clean: stop cluster-stop
 	rm -rf .local

@@ -39,6 +39,10 @@ class RecordRejectedTaskError(AEPProviderFailError):
     """A record was rejected and ``on_reject="fail"`` is in force; offsets stop before it."""
 
 
+class FailedInAEPTaskError(AEPProviderFailError):
+    """AEP failed records it had accepted and ``fail_on_aep_failures=True`` is in force."""
+
+
 def task_error(err: Exception) -> AirflowException:
     """
     The provider exception a task raises for an engine or AEP client error (same message).
@@ -47,9 +51,11 @@ def task_error(err: Exception) -> AirflowException:
         :class:`~aep_provider.aep.errors.AEPError` or a ``ValueError`` (invalid setting).
     """
     from aep_provider.aep.errors import AEPError, AEPUnavailableError
-    from aep_provider.engine.errors import DrainError, KafkaUnavailableError, RecordRejectedError
+    from aep_provider.engine.errors import DrainError, FailedInAEPError, KafkaUnavailableError, RecordRejectedError
 
     message = str(err)
+    if isinstance(err, FailedInAEPError):
+        return FailedInAEPTaskError(message)
     if isinstance(err, AEPUnavailableError):
         return AEPUnavailableTaskError(message)
     if isinstance(err, RecordRejectedError):

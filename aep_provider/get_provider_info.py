@@ -50,6 +50,11 @@ def get_provider_info() -> dict[str, Any]:
                 "to_openlineage_converter": "aep_provider.assets.aep.convert_asset_to_openlineage",
             }
         ],
+        # The deliveries history tables, created and migrated by `airflow db migrate`.
+        "db-managers": ["aep_provider.history.db.HistoryDBManager"],
+        # Also registered through the `airflow.plugins` entry point, which Airflow always reads;
+        # this key is read only with [core] lazy_discover_providers = False.
+        "plugins": [{"name": "aep_provider", "plugin-class": "aep_provider.ui.plugin.AEPDeliveriesPlugin"}],
         "connection-types": [
             {
                 "connection-type": "adobe_aep",

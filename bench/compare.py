@@ -21,7 +21,11 @@ The three alternate (the order rotates) ``--repeat`` times. Then, unless switche
   messages/s and 1,000 requests/s, on ``--throttled-events``: messages/s and 429 answers;
 * memory: ours at N = events/4 and at 4N = events: peak RSS of each;
 * empty: ours again on the group that has just drained everything (a run with nothing to do: it
-  must end from offsets alone, without joining the group, or the case fails).
+  must end from offsets alone, without joining the group, or the case fails);
+* validation: ours with local XDM validation off and on (``validate_xdm``), alternating, on
+  ``--validation-events`` XDM records of ``--message-bytes`` (``payload="xdm"``: the record alone,
+  wrapped by the engine), then on the main topic's passthrough messages; the schema is read from
+  the emulator's Schema Registry as the operator reads it.
 
 Every case must move exactly its events (the emulator's count must agree) or the script exits 1
 without figures. It reports events/s, CPU µs per event (the case process's user + system time
@@ -181,19 +185,24 @@ def case_ours(args: argparse.Namespace) -> dict[str, Any]:
     """
     from aep_provider.aep.settings import AEPSettings
     from aep_provider.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_IMS_ORG_ID, DEFAULT_INLET_ID
+    from aep_provider.emulator.config import EXAMPLE_DATASET_ID, EXAMPLE_SCHEMA_ID
     from aep_provider.engine import DrainConfig, DrainEngine
+    from aep_provider.engine.payload import make_shaper
+    from aep_provider.engine.validation import SchemaSource, SchemaValidators
 
     values: dict[str, Any] = {
         "inlet_id": DEFAULT_INLET_ID,
         "inlet_url": args.inlet_url or args.emulator_url,
         "ims_url": args.emulator_url,
+        "platform_url": args.emulator_url,
         "client_id": DEFAULT_CLIENT_ID,
         "client_secret": DEFAULT_CLIENT_SECRET,
         "ims_org_id": DEFAULT_IMS_ORG_ID,
     }
     if not args.client_limits:
         values.update(max_requests_per_second="off", max_messages_per_second="off")
-    client = AEPSettings.from_values(values, source="benchmark").create_client()
+    settings = AEPSettings.from_values(values, source="benchmark")
+    client = settings.create_client()
     config = DrainConfig(
         max_records_per_run=args.events or None,
         max_run_seconds=args.timeout,
@@ -202,8 +211,24 @@ def case_ours(args: argparse.Namespace) -> dict[str, Any]:
     )
     cpu0 = _cpu()
     try:
+        schemas = None
+        if args.validate:  # what the operator does with validate_xdm: the dataset's schema, read once
+            source = SchemaSource(settings.create_platform_client(client))
+            dataset_schema = source.dataset_schema(EXAMPLE_DATASET_ID, EXAMPLE_SCHEMA_ID)
+            schemas = SchemaValidators(source.schema, {dataset_schema.schema_id: dataset_schema})
+        shaper = make_shaper(
+            args.payload,
+            schema_id=EXAMPLE_SCHEMA_ID,
+            dataset_id=EXAMPLE_DATASET_ID,
+            ims_org_id=DEFAULT_IMS_ORG_ID,
+            schemas=schemas,
+        )
         engine = DrainEngine(
-            consumer_conf=_group_conf(args.bootstrap, args.group), topics=[args.topic], sender=client, config=config
+            consumer_conf=_group_conf(args.bootstrap, args.group),
+            topics=[args.topic],
+            sender=client,
+            config=config,
+            shaper=shaper,
         )
         summary = engine.run()
     finally:
@@ -326,6 +351,8 @@ class Runner:
         client_limits: bool = False,
         faults: list[Any] = (),  # type: ignore[assignment]
         inlet: Any = None,
+        topic: str | None = None,
+        options: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         """Run one case; ``inlet`` (default: the emulator) answers the batches, the emulator the tokens."""
         emulator.reset()
@@ -338,7 +365,7 @@ class Runner:
             out = handle.name
         command = [
             sys.executable, "-m", "bench.compare", "--case", case, "--out", out,
-            "--bootstrap", self.bootstrap, "--topic", self.topic, "--group", group,
+            "--bootstrap", self.bootstrap, "--topic", topic or self.topic, "--group", group,
             "--emulator-url", emulator.url, "--events", str(events),
             "--timeout", str(self.args.timeout), "--peer-batch", str(self.args.peer_batch),
             "--in-flight", str(self.args.in_flight),
@@ -347,6 +374,7 @@ class Runner:
             command.append("--client-limits")
         if inlet is not None:
             command += ["--inlet-url", inlet.url]
+        command += options
         try:
             subprocess.run(command, check=False, timeout=self.args.timeout + 120, stdout=sys.stderr)
             result = json.loads(Path(out).read_text() or '{"error": "no result written"}')
@@ -452,6 +480,10 @@ def report(runner: Runner, args: argparse.Namespace, conditions: dict[str, Any])
         f"events/s at {args.latency_ms:g} ms per request, ours / peer", "latency/ours", "latency/peer", "events_per_s"
     )
     ratio("peak RSS, ours at 4N / ours at N", "memory 4N/ours", "memory N/ours", "peak_rss_mb")
+    for payload in ("xdm", "passthrough"):
+        on, off = f"validation on ({payload})/ours", f"validation off ({payload})/ours"
+        ratio(f"CPU per run, validation on / off ({payload}, 1 KB records)", on, off, "cpu_s")
+        ratio(f"CPU per event (work only), validation on / off ({payload})", on, off, "work_cpu_us")
     if "main/ours" in table:
         f = table["main/ours"]
         ratios.append(f"- mean request body of ours / max_batch_bytes (1,000,000): {f['mean_request_bytes'] / 1e6:.2f}")
@@ -541,6 +573,22 @@ def orchestrate(args: argparse.Namespace) -> int:
                 for rep in range(args.repeat):
                     for case in ("peer", "ours") if rep % 2 == 0 else ("ours", "peer"):
                         runner.run("latency", case, emulator, latency_events, faults=[delay])
+            if args.validation and want("validation"):
+                # 1 KB XDM records (payload="xdm"), validation off and on, alternating; then passthrough.
+                records = min(args.validation_events, args.events)
+                xdm_topic = create_topic(bootstrap, args.partitions)
+                stack.callback(delete_topic, bootstrap, xdm_topic)
+                produce(bootstrap, xdm_topic, records, args.partitions, args.message_bytes, entity_only=True)
+                for rep in range(args.repeat):
+                    for validate in (False, True) if rep % 2 == 0 else (True, False):
+                        label = f"validation {'on' if validate else 'off'} (xdm)"
+                        options = ("--payload", "xdm") + (("--validate",) if validate else ())
+                        runner.run(label, "ours", emulator, records, inlet=inlet, topic=xdm_topic, options=options)
+                for rep in range(args.repeat):
+                    for validate in (False, True) if rep % 2 == 0 else (True, False):
+                        label = f"validation {'on' if validate else 'off'} (passthrough)"
+                        options = ("--validate",) if validate else ()
+                        runner.run(label, "ours", emulator, records, inlet=inlet, options=options)
             if args.throttled and want("throttled"):
                 inlet = {"inlet_id": _inlet_id(), **INLET_GUARDRAIL}
                 throttled = stack.enter_context(emulator_process({**base, "inlets": [inlet]}))
@@ -601,9 +649,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--throttled-events", type=int, default=100_000, help="events of the throttled case (default 100000)")
     add("--no-memory", dest="memory", action="store_false", help="skip the memory case")
     add("--no-empty", dest="empty", action="store_false", help="skip the empty run")
+    add("--no-validation", dest="validation", action="store_false", help="skip the validation case")
+    add("--validation-events", type=int, default=200_000,
+        help="events of the validation case: XDM records of --message-bytes, validation off vs on (default 200000)")  # fmt: skip
     add("--emulator-inlet", dest="counting_inlet", action="store_false",
         help="main and memory cases post to the AEP emulator, not to the counting inlet")  # fmt: skip
-    add("--only", action="append", choices=("main", "empty", "memory", "latency", "throttled"),
+    add("--only", action="append", choices=("main", "empty", "memory", "latency", "throttled", "validation"),
         help="run only these parts (repeatable; default: all)")  # fmt: skip
     add("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), help="use this broker (else start one)")
     add("--timeout", type=float, default=600.0, help="bound on every case in seconds (default 600)")
@@ -617,6 +668,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--emulator-url", help=argparse.SUPPRESS)
     add("--client-limits", action="store_true", help=argparse.SUPPRESS)
     add("--inlet-url", help=argparse.SUPPRESS)
+    add("--payload", default="passthrough", help=argparse.SUPPRESS)
+    add("--validate", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 

@@ -64,12 +64,13 @@ class BenchError(Exception):
 # -- test data ----------------------------------------------------------------------------
 
 
-def make_message(index: int, size: int) -> bytes:
+def make_message(index: int, size: int, *, entity_only: bool = False) -> bytes:
     """
     One complete XDM ExperienceEvent of about ``size`` encoded bytes, as a web SDK would send it.
 
     :param index: its sequence number; ``xdmEntity._id`` is ``drain-bench-<index>``.
     :param size: target encoded size; the user agent and page URL carry the padding.
+    :param entity_only: the XDM record alone (``payload="xdm"``), ``size`` bytes itself.
     """
     message = sample_event(
         index, schema_id=DEFAULT_SCHEMA_ID, dataset_id=DEFAULT_DATASET_ID, ims_org_id=DEFAULT_IMS_ORG_ID
@@ -89,9 +90,10 @@ def make_message(index: int, size: int) -> bytes:
     }
     entity["web"]["webPageDetails"]["URL"] = f"https://shop.example.com/p/{index}"
     entity["web"]["webReferrer"] = {"URL": "https://www.example.org/search?q="}
-    encoded = json.dumps(message, separators=(",", ":")).encode()
+    document = entity if entity_only else message
+    encoded = json.dumps(document, separators=(",", ":")).encode()
     entity["web"]["webReferrer"]["URL"] += "q" * max(0, size - len(encoded))
-    return json.dumps(message, separators=(",", ":")).encode()
+    return json.dumps(document, separators=(",", ":")).encode()
 
 
 def create_topic(bootstrap: str, partitions: int) -> str:
@@ -120,10 +122,12 @@ def delete_topic(bootstrap: str, topic: str) -> None:
         print(f"drain_throughput: could not delete topic {topic}: {err}", file=sys.stderr)
 
 
-def produce(bootstrap: str, topic: str, records: int, partitions: int, message_bytes: int) -> dict[str, Any]:
-    """Produce ``records`` messages round-robin over the partitions; time the encoding and the sending."""
+def produce(
+    bootstrap: str, topic: str, records: int, partitions: int, message_bytes: int, *, entity_only: bool = False
+) -> dict[str, Any]:
+    """Produce ``records`` messages (or XDM records alone) round-robin over the partitions; time encoding and sending."""
     t0 = time.perf_counter()
-    messages = [make_message(i, message_bytes) for i in range(records)]
+    messages = [make_message(i, message_bytes, entity_only=entity_only) for i in range(records)]
     encoded_seconds = time.perf_counter() - t0
     producer = Producer(
         {

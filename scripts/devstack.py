@@ -5,12 +5,15 @@ Command line::
     python -m scripts.devstack start [--kafka-port 9092] [--emulator-port 8765] [--api-port 8080] [--rate 2]
     python -m scripts.devstack status
     python -m scripts.devstack stop
+    python -m scripts.devstack wipe-kafka          # delete the broker's data (topics, records, offsets)
+    python -m scripts.devstack exec -- airflow ...  # a command with the stack's environment (scripts/local)
 
-Everything lives under ``.local/`` (git-ignored): ``kafka/`` (broker), ``airflow/`` (AIRFLOW_HOME),
-``logs/`` and ``devstack.json`` (what was started, so ``stop`` ends exactly that).
+Everything lives under ``.local/`` (git-ignored): ``kafka/`` (broker; its data survives stop/start),
+``airflow/`` (AIRFLOW_HOME), ``logs/`` and ``devstack.json`` (what was started, so ``stop`` ends exactly that).
 
 Environment:
 
+- ``DEVSTACK_STATE_DIR``: the state directory (default ``.local``), as ``--state-dir``.
 - ``KAFKA_BOOTSTRAP_SERVERS``: use that Kafka instead of starting one.
 - ``AEP_CLIENT_ID``, ``AEP_CLIENT_SECRET``, ``AEP_IMS_ORG_ID``, ``AEP_INLET_ID`` (and optionally
   ``AEP_INLET_URL``, ``AEP_SANDBOX_NAME``, ``AEP_IMS_URL``, ``AEP_SCHEMA_ID``, ``AEP_DATASET_ID``):
@@ -23,6 +26,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +34,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -38,6 +43,7 @@ from scripts.kafka_local import KafkaLocalError, check_port_free, pid_alive, tai
 
 REPO_ROOT = kafka_local.REPO_ROOT
 DEFAULT_STATE_DIR = REPO_ROOT / ".local"
+STATE_DIR_ENV = "DEVSTACK_STATE_DIR"
 DAGS_FOLDER = REPO_ROOT / "dags"
 DAG_ID = "kafka_to_aep_example"
 TOPIC = "aep.events"
@@ -45,13 +51,14 @@ DLQ_TOPIC = "aep.events.dlq"
 TOPIC_PARTITIONS = 6
 KAFKA_GROUP_ID = "aep-provider-example"
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
+#: Seconds an Airflow process of the stack waits for SQLite's write lock before "database is locked".
+SQLITE_BUSY_TIMEOUT = 60.0
 
 EMULATOR_DEFAULTS = {  # aep_provider.emulator's defaults (kept literal: no import of the package here)
     "client_id": "aep-emulator-client",
     "client_secret": "aep-emulator-secret",
     "ims_org_id": "0123456789ABCDEF01234567@AdobeOrg",
     "inlet_id": "emulator-inlet",
-    "sandbox_name": "prod",
 }
 REAL_AEP_REQUIRED = ("AEP_CLIENT_ID", "AEP_CLIENT_SECRET", "AEP_IMS_ORG_ID", "AEP_INLET_ID")
 # Connections from the environment would shadow the ones this stack creates in the UI/DB.
@@ -99,25 +106,38 @@ def real_aep_from_env(env: Mapping[str, str]) -> dict[str, str] | None:
         "client_secret": env["AEP_CLIENT_SECRET"],
         "ims_org_id": env["AEP_IMS_ORG_ID"],
         "inlet_id": env["AEP_INLET_ID"],
-        "sandbox_name": env.get("AEP_SANDBOX_NAME") or "prod",
+        "sandbox_name": env.get("AEP_SANDBOX_NAME") or "",  # unset: the connection's default (prod)
         "ims_url": env.get("AEP_IMS_URL") or "",
+        "platform_url": env.get("AEP_PLATFORM_URL") or "",
     }
 
 
 def airflow_connections(kafka_bootstrap: str, aep: Mapping[str, str]) -> dict[str, dict]:
-    """``kafka_default`` and ``aep_default`` as Airflow REST API connection bodies (``extra`` is a JSON string)."""
-    aep_extra = {"inlet_id": aep["inlet_id"], "ims_org_id": aep["ims_org_id"], "sandbox_name": aep["sandbox_name"],
-                 "auth": "oauth"}  # fmt: skip
-    if aep.get("ims_url"):
-        aep_extra["ims_url"] = aep["ims_url"]
+    """
+    ``kafka_default`` and ``aep_default`` as Airflow REST API connection bodies (``extra`` is a JSON string).
+
+    Extras hold only what differs from the options' defaults: Airflow registers every extra value
+    with its secret masker, and a short one (the default sandbox ``prod``) makes each task log
+    "Skipping masking for a secret as it's too short" as a WARNING. ``port`` is 0, not null:
+    Airflow 3.3.2's Test button posts ``Number(port)`` (0 for null) and the API refuses a port that
+    differs from the stored one (apache/airflow#73298, fixed after 3.3.2).
+    """
+    aep_extra = {"inlet_id": aep["inlet_id"], "ims_org_id": aep["ims_org_id"]}
+    for key in ("sandbox_name", "ims_url"):
+        if aep.get(key):
+            aep_extra[key] = aep[key]
+    if aep.get("platform_url"):  # Catalog and the Schema Registry: the emulator serves them too
+        aep_extra["platform_url"] = aep["platform_url"]
     return {
         "kafka_default": {
             "conn_type": "kafka",
+            "port": 0,
             "extra": json.dumps({"bootstrap.servers": kafka_bootstrap, "group.id": KAFKA_GROUP_ID}),
         },
         "aep_default": {
             "conn_type": "adobe_aep",
             "host": aep["inlet_url"],
+            "port": 0,
             "login": aep["client_id"],
             "password": aep["client_secret"],
             "extra": json.dumps(aep_extra),
@@ -139,6 +159,11 @@ class DevStack:
     :param timeout: seconds each component may take to become ready.
     :param dags_folder: Airflow's DAGs folder (default: the repository's ``dags/``).
     """
+
+    #: Processes ``start`` records, in the order ``stop`` ends them (Kafka is stopped last).
+    COMPONENTS = ("producer", "airflow", "emulator")
+    #: What the state file is called inside ``state_dir``.
+    STATE_FILE = "devstack.json"
 
     state_dir: Path = DEFAULT_STATE_DIR
     kafka_port: int = 9092
@@ -169,7 +194,7 @@ class DevStack:
 
     @property
     def state_file(self) -> Path:
-        return self.state_dir / "devstack.json"
+        return self.state_dir / self.STATE_FILE
 
     @property
     def api_url(self) -> str:
@@ -202,6 +227,11 @@ class DevStack:
             # Workers reach the Execution API here; the default assumes port 8080.
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.api_url}/execution/",
             PYTHONUNBUFFERED="1",
+            # The connection form's Test button (and POST /api/v2/connections/test); Airflow 3 ships it disabled.
+            AIRFLOW__CORE__TEST_CONNECTION="Enabled",
+            # SQLite lets one writer in at a time; with the default 5 s busy timeout a trigger over the
+            # REST API met "database is locked" while a task started (a lock deadlock still fails at once).
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{self.airflow_home / 'airflow.db'}?timeout={SQLITE_BUSY_TIMEOUT:g}",
             # standalone starts its components as `airflow ...` found on PATH
             PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)]),
         )
@@ -275,7 +305,11 @@ class DevStack:
         if self.kafka_bootstrap:
             _say(f"Kafka: using the existing broker at {self.kafka_bootstrap}")
             return self.kafka_bootstrap
-        broker = kafka_local.KafkaBroker(port=self.kafka_port, data_dir=self.kafka_dir, ready_timeout=self.timeout)
+        # keep_data: topics, records and the group's committed offsets outlive `make stop`, like
+        # Airflow's history next to them (`make wipe-kafka` deletes them).
+        broker = kafka_local.KafkaBroker(
+            port=self.kafka_port, data_dir=self.kafka_dir, ready_timeout=self.timeout, keep_data=True
+        )
         broker.start(detach=True)
         state["kafka"] = {"data_dir": str(self.kafka_dir), "bootstrap": broker.bootstrap, "pid": broker.pid}
         self._save(state)
@@ -295,8 +329,15 @@ class DevStack:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise DevStackError(f"could not create topic {topic} on {bootstrap}: {exc.args[0]}") from None
 
+    def check_ports(self, emulator: bool) -> None:
+        """Every fixed port this start needs is free (before anything starts, so nothing is left half up)."""
+        if not self.kafka_bootstrap:
+            check_port_free(self.kafka_port, "Kafka", "--kafka-port")
+        if emulator:
+            check_port_free(self.emulator_port, "the AEP emulator", "--emulator-port")
+        check_port_free(self.api_port, "Airflow's API server", "--api-port")
+
     def _start_emulator(self, state: dict) -> dict[str, str]:
-        check_port_free(self.emulator_port, "the AEP emulator")
         proc = self._spawn(
             "emulator",
             [sys.executable, "-m", "aep_provider.emulator", "--host", "127.0.0.1", "--port", str(self.emulator_port)],
@@ -305,7 +346,8 @@ class DevStack:
         state["emulator"] = proc
         self._save(state)
         self._wait_http("the AEP emulator", proc, f"{self.emulator_url}/emulator/health")
-        return {**EMULATOR_DEFAULTS, "inlet_url": self.emulator_url, "ims_url": self.emulator_url}
+        url = self.emulator_url
+        return {**EMULATOR_DEFAULTS, "inlet_url": url, "ims_url": url, "platform_url": url}
 
     def put_connections(self, connections: Mapping[str, dict]) -> None:
         """Create or replace connections through the REST API, so they are stored and shown in the UI.
@@ -335,7 +377,6 @@ class DevStack:
         return session
 
     def _start_airflow(self, state: dict) -> None:
-        check_port_free(self.api_port, "Airflow's API server")
         self.airflow_home.mkdir(parents=True, exist_ok=True)
         airflow = str(Path(sys.executable).with_name("airflow"))
         proc = self._spawn("airflow", [airflow, "standalone"], marker=airflow, env=self.airflow_env())
@@ -376,7 +417,7 @@ class DevStack:
     def running(self) -> dict[str, bool]:
         """Which recorded components are alive."""
         state = self.read_state()
-        alive = {name: self._is_ours(state[name]) for name in ("emulator", "airflow", "producer") if name in state}
+        alive = {name: self._is_ours(state[name]) for name in self.COMPONENTS if name in state}
         if "kafka" in state:
             alive["kafka"] = kafka_local.running_pid(Path(state["kafka"]["data_dir"])) is not None
         return alive
@@ -393,6 +434,7 @@ class DevStack:
                 f"down): `make stop`, then `make run`"
             )
         aep = real_aep_from_env(self.env)
+        self.check_ports(emulator=aep is None)
         state: dict = {"api_url": self.api_url, "started_at": time.time()}
         self._save(state)
         try:
@@ -416,7 +458,7 @@ class DevStack:
     def stop(self, quiet: bool = False) -> None:
         """Stop what ``start`` recorded, newest first; Kafka last so the DAG's consumers close cleanly."""
         state = self.read_state()
-        for name in ("producer", "airflow", "emulator"):
+        for name in self.COMPONENTS:
             if name in state:
                 self._stop_group(name, state[name])
         if "kafka" in state:
@@ -430,6 +472,35 @@ class DevStack:
             _say(f"nothing recorded in {self.state_file}: the local stack is not running")
         self.state_file.unlink(missing_ok=True)
 
+    def wipe_kafka(self) -> None:
+        """Delete the local broker's data (topics, records, committed offsets); refused while it runs."""
+        if self.kafka_bootstrap:
+            raise DevStackError(
+                f"{kafka_local.BOOTSTRAP_ENV} is set ({self.kafka_bootstrap}): that Kafka is not ours to wipe"
+            )
+        pid = kafka_local.running_pid(self.kafka_dir)
+        if pid:
+            raise DevStackError(f"Kafka (pid {pid}) is running from {self.kafka_dir}: `make stop` first")
+        if not self.kafka_dir.exists():
+            _say(f"nothing to wipe: {self.kafka_dir} does not exist")
+            return
+        shutil.rmtree(self.kafka_dir)
+        _say(
+            f"deleted {self.kafka_dir} (topics, records, committed offsets); the next `make run` starts an empty broker"
+        )
+
+    def command_env(self, command: list[str]) -> dict[str, str]:
+        """
+        The environment to run ``command`` against this stack: Airflow's (``AIRFLOW_HOME``, the DAGs
+        folder, the API port), with the virtualenv's ``bin`` first on ``PATH`` (``airflow``, ``aep-emulator``).
+        """
+        if command and Path(command[0]).name == "airflow" and not (self.airflow_home / "airflow.db").exists():
+            raise DevStackError(
+                f"the local stack has not been started here ({self.airflow_home / 'airflow.db'} does not exist): "
+                "`make run` first; the Airflow CLI would otherwise create an empty Airflow home"
+            )
+        return self.airflow_env()
+
     def summary(self, state: dict) -> str:
         real = state.get("emulator") is None
         lines = [
@@ -442,14 +513,20 @@ class DevStack:
             f"  producer      {self.rate:g} sample events/s to {TOPIC}" if self.rate > 0 else "  producer      off",
             f"  logs          {self.logs_dir}/*.log, Airflow task logs in {self.airflow_home / 'logs'}"
             + ("" if self.kafka_bootstrap else f", Kafka {self.kafka_dir / kafka_local.BROKER_LOG}"),
-            "Stop it with: make stop",
+            "  CLI           scripts/local airflow <command>   (the Airflow CLI against this stack)",
+            "Stop it with: make stop" + ("" if self.kafka_bootstrap else " (Kafka's data is kept; make wipe-kafka deletes it)"),
         ]  # fmt: skip
         return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.devstack", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="default .local")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR),
+        help=f"where the stack keeps its files (default ${STATE_DIR_ENV}, else .local)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     start = sub.add_parser("start", help="start Kafka, the emulator, Airflow and the sample producer")
     start.add_argument("--kafka-port", type=int, default=9092)
@@ -459,9 +536,27 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--timeout", type=float, default=180.0, help="seconds each component may take to start")
     sub.add_parser("status", help="which components are running")
     sub.add_parser("stop", help="stop everything `start` started")
+    sub.add_parser("wipe-kafka", help="delete the local broker's data (topics, records, committed offsets)")
+    run = sub.add_parser("exec", help="run a command (airflow, aep-emulator, ...) with the stack's environment")
+    run.add_argument("cmd", nargs=argparse.REMAINDER, help="the command and its arguments")
     args = parser.parse_args(argv)
     try:
-        if args.command == "start":
+        if args.command == "exec":
+            command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+            if not command:
+                parser.error("exec needs a command, e.g. exec airflow dags list")
+            stack = DevStack(args.state_dir)
+            stack.api_port = urlsplit(stack.read_state().get("api_url") or stack.api_url).port or stack.api_port
+            env = stack.command_env(command)
+            try:
+                os.execvpe(command[0], command, env)
+            except FileNotFoundError:
+                raise DevStackError(
+                    f"{command[0]}: command not found (in {env['PATH'].split(os.pathsep)[0]} or on PATH)"
+                ) from None
+        elif args.command == "wipe-kafka":
+            DevStack(args.state_dir).wipe_kafka()
+        elif args.command == "start":
             stack = DevStack(args.state_dir, args.kafka_port, args.emulator_port, args.api_port, args.rate,
                              timeout=args.timeout)  # fmt: skip
             _say(stack.summary(stack.start()))

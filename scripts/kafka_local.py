@@ -7,7 +7,7 @@ Only Java 17+ (and Maven for the first download) are needed.
 Command line::
 
     python -m scripts.kafka_local fetch                  # download the jars (once)
-    python -m scripts.kafka_local start [--port 9092] [--data-dir .local/kafka] [--detach]
+    python -m scripts.kafka_local start [--port 9092] [--data-dir .local/kafka] [--detach] [--fresh]
     python -m scripts.kafka_local status [--data-dir .local/kafka]
     python -m scripts.kafka_local stop [--data-dir .local/kafka]
 
@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 KAFKA_VERSION = "4.1.1"  # keep in step with <kafka.version> in scripts/kafka/pom.xml
 MIN_JAVA = 17
@@ -214,18 +215,48 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def check_port_free(port: int, what: str = "Kafka") -> None:
-    """Fail with a clear message when ``port`` on 127.0.0.1 is taken."""
+def check_port_free(port: int, what: str = "Kafka", option: str = "--port") -> None:
+    """
+    Fail with a clear message, naming what holds it, when ``port`` on 127.0.0.1 cannot be bound.
+
+    Asks the question the servers will: Kafka, uvicorn (Airflow's API server) and the emulator
+    bind with ``SO_REUSEADDR``, so connections of a previous run lingering in TIME_WAIT (about a
+    minute after any HTTP traffic) do not count as taken; only a live socket on the port does.
+    """
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 raise
             raise KafkaLocalError(
-                f"port {port} on 127.0.0.1 (for {what}) is already in use (another Kafka?): "
-                f"stop whatever listens there or choose another with --port"
+                f"port {port} on 127.0.0.1 (for {what}) is already in use by {port_holder(port)}: "
+                f"stop it (`make stop` if it is this repository's local stack) or choose another port with {option}"
             ) from None
+
+
+def port_holder(port: int) -> str:
+    """Who holds TCP ``port`` on this machine: ``pid N (command line)``, for error messages."""
+    try:
+        import psutil  # Airflow's own dependency: always in the project's .venv
+
+        sockets = [c for c in psutil.net_connections(kind="tcp") if c.laddr and c.laddr.port == port]
+    except Exception:  # no psutil, or not allowed to list sockets: say what we know
+        return "another process"
+    # A listener first; else whatever socket is bound there (e.g. a client using it as its local port).
+    sockets.sort(key=lambda c: c.status != psutil.CONN_LISTEN)
+    for conn in sockets:
+        if conn.status == psutil.CONN_TIME_WAIT:
+            continue
+        if conn.pid is None:
+            return f"a process this user cannot see ({conn.status} socket)"
+        try:
+            command = " ".join(psutil.Process(conn.pid).cmdline())
+        except psutil.Error:
+            command = "?"
+        return f"pid {conn.pid} ({command[:150]})"
+    return "another process"
 
 
 def pid_alive(pid: int) -> bool:
@@ -357,6 +388,8 @@ class KafkaBroker:
     :param heap: JVM max heap (``-Xmx``).
     :param extra_properties: broker settings added to (or overriding) ``server.properties``.
     :param log: where progress messages go.
+    :param keep_data: start from the log dir a previous (stopped or crashed) broker left in ``data_dir``:
+        topics, records and committed offsets survive a restart. False formats a fresh one every start.
     """
 
     def __init__(
@@ -369,6 +402,7 @@ class KafkaBroker:
         heap: str = "512m",
         extra_properties: dict[str, str] | None = None,
         log: Log = _stderr,
+        keep_data: bool = False,
     ) -> None:
         self.port = port
         self.controller_port = controller_port
@@ -378,6 +412,7 @@ class KafkaBroker:
         self.heap = heap
         self.extra_properties = dict(extra_properties or {})
         self.log = log
+        self.keep_data = keep_data
         self.process: subprocess.Popen | None = None
         self.start_seconds: float | None = None
         self.fetch: FetchResult | None = None
@@ -407,8 +442,8 @@ class KafkaBroker:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _prepare_data_dir(self) -> Path:
-        """Make a fresh Kafka log dir, replacing a stale one left by a crashed run."""
+    def _prepare_data_dir(self) -> tuple[Path, bool]:
+        """The Kafka log dir, and whether it holds a previous run's data (kept with ``keep_data``, else replaced)."""
         data_dir, log_dir = self.data_dir, self.data_dir / LOG_DIR
         pid = running_pid(data_dir)
         if pid:
@@ -428,6 +463,10 @@ class KafkaBroker:
                     f"data dir {data_dir} is not empty and was not made by kafka_local: "
                     f"choose an empty or new --data-dir"
                 )
+            if self.keep_data and (log_dir / "meta.properties").exists():
+                (data_dir / STATE_FILE).unlink(missing_ok=True)
+                self.log(f"kafka_local: keeping the data of a previous run in {log_dir}")
+                return log_dir, True
             if log_dir.exists():
                 self.log(f"kafka_local: removing the log dir of a previous run in {log_dir}")
             for name in (LOG_DIR, STATE_FILE, BROKER_LOG, CONSOLE_LOG):
@@ -437,7 +476,17 @@ class KafkaBroker:
                 else:
                     path.unlink(missing_ok=True)
         data_dir.mkdir(parents=True, exist_ok=True)
-        return log_dir
+        return log_dir, False
+
+    def _free_previous_controller_port(self) -> int | None:
+        """The kept log dir's last controller port if it is free (the quorum's address then stays the same)."""
+        with contextlib.suppress(OSError, KafkaLocalError):
+            match = re.search(r"^controller\.quorum\.voters=1@127\.0\.0\.1:(\d+)$",
+                              (self.data_dir / "server.properties").read_text(), re.M)  # fmt: skip
+            if match:
+                check_port_free(int(match.group(1)), "the Kafka controller")
+                return int(match.group(1))
+        return None
 
     def _java_cmd(self, java: str, lib: Path, main: list[str]) -> list[str]:
         return [
@@ -447,7 +496,7 @@ class KafkaBroker:
         ]  # fmt: skip
 
     def start(self, *, detach: bool = False) -> str:
-        """Fetch the jars if needed, format a fresh log dir, start the broker and wait until it serves.
+        """Fetch the jars if needed, format a fresh log dir (or keep one, see ``keep_data``), start the broker and wait until it serves.
 
         :param detach: leave the broker running after this process exits and record it in
             ``<data_dir>/broker.json`` for ``stop``/``status``.
@@ -456,18 +505,36 @@ class KafkaBroker:
         started = time.monotonic()
         java = find_java()
         self.fetch = fetch_jars(self.log)
-        log_dir = self._prepare_data_dir()
+        log_dir, kept = self._prepare_data_dir()
         if not self.port:  # None or 0: any free port
             self.port = free_port()
         else:
             check_port_free(self.port)
-        if not self.controller_port:
-            self.controller_port = free_port()
-        else:
+        if self.controller_port:
             check_port_free(self.controller_port, "the Kafka controller")
+        else:
+            self.controller_port = self._free_previous_controller_port() if kept else None
+            self.controller_port = self.controller_port or free_port()
         config = self.data_dir / "server.properties"
         config.write_text(server_properties(self.port, self.controller_port, log_dir, self.extra_properties))
+        if not kept:
+            self._format(java, config, log_dir)
+        self._launch(java, config, detach)
+        self.start_seconds = time.monotonic() - started
+        if detach:
+            state = {"pid": self.process.pid, "bootstrap": self.bootstrap, "port": self.port,
+                     "controller_port": self.controller_port, "kafka": KAFKA_VERSION,
+                     "broker_log": str(self.broker_log), "started_at": time.time()}  # fmt: skip
+            (self.data_dir / STATE_FILE).write_text(json.dumps(state, indent=1))
+        jars = "jar cache hit" if self.fetch.cache_hit else f"jars downloaded in {self.fetch.seconds:.1f}s"
+        self.log(
+            f"kafka_local: Kafka {KAFKA_VERSION} ready at {self.bootstrap} in {self.start_seconds:.1f}s "
+            f"({jars}); log: {self.broker_log}"
+        )
+        return self.bootstrap
 
+    def _format(self, java: str, config: Path, log_dir: Path) -> None:
+        """Format a new single-node KRaft log dir (a new cluster id)."""
         cluster_id = new_cluster_id()
         try:
             fmt = subprocess.run(
@@ -484,6 +551,9 @@ class KafkaBroker:
                 f"formatting the Kafka log dir {log_dir} failed: {(fmt.stderr or fmt.stdout).strip()[-300:]}"
             )
 
+    def _launch(self, java: str, config: Path, detach: bool) -> None:
+        """Start the broker process and wait until it serves (stopping it again if it does not)."""
+        assert self.fetch is not None
         with open(self.data_dir / CONSOLE_LOG, "ab") as console:
             self.process = subprocess.Popen(
                 self._java_cmd(java, self.fetch.lib_dir, ["kafka.Kafka", str(config)]),
@@ -496,18 +566,6 @@ class KafkaBroker:
             self._own_dir = False  # keep the logs the error message points at
             self.stop()
             raise
-        self.start_seconds = time.monotonic() - started
-        if detach:
-            state = {"pid": self.process.pid, "bootstrap": self.bootstrap, "port": self.port,
-                     "controller_port": self.controller_port, "kafka": KAFKA_VERSION,
-                     "broker_log": str(self.broker_log), "started_at": time.time()}  # fmt: skip
-            (self.data_dir / STATE_FILE).write_text(json.dumps(state, indent=1))
-        jars = "jar cache hit" if self.fetch.cache_hit else f"jars downloaded in {self.fetch.seconds:.1f}s"
-        self.log(
-            f"kafka_local: Kafka {KAFKA_VERSION} ready at {self.bootstrap} in {self.start_seconds:.1f}s "
-            f"({jars}); log: {self.broker_log}"
-        )
-        return self.bootstrap
 
     def _died_message(self) -> str:
         log_tail = tail(self.broker_log) or tail(self.data_dir / CONSOLE_LOG)
@@ -546,7 +604,16 @@ class KafkaBroker:
                 time.sleep(0.2)
         with contextlib.suppress(KafkaException):
             admin.create_topics([NewTopic(READY_TOPIC, 1, 1)])[READY_TOPIC].result(timeout=30)
-        producer = Producer({**conf, "message.timeout.ms": max(1000, int((deadline - time.monotonic()) * 1000))})
+        # Idempotent, like the drain's dead-letter producer: the broker's first producer id request
+        # answers "Coordinator load in progress" until the controller hands it a block of ids, and
+        # that should happen here, not as a WARNING in a user's first run.
+        producer = Producer(
+            {
+                **conf,
+                "enable.idempotence": True,
+                "message.timeout.ms": max(1000, int((deadline - time.monotonic()) * 1000)),
+            }
+        )
         delivered: list[object] = []
         producer.produce(READY_TOPIC, b"ready", on_delivery=lambda err, _msg: delivered.append(err))
         while not delivered and time.monotonic() < deadline and self.process.poll() is None:
@@ -558,6 +625,33 @@ class KafkaBroker:
                 f"Kafka at {self.bootstrap} was not ready within {self.ready_timeout:g}s: it lists itself but "
                 f"could not store a record ({delivered[0] if delivered else 'no answer'}); see {self.broker_log}"
             )
+        self._wait_group_coordinator(admin, deadline)
+
+    def _wait_group_coordinator(self, admin: Any, deadline: float) -> None:
+        """
+        Wait until the group coordinator answers: right after a start it loads ``__consumer_offsets``
+        and answers "Coordinator load in progress" (for ~0.2 s here), which the first offset read of a
+        drain or a lag sensor would otherwise meet.
+        """
+        from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException
+
+        loading = {
+            KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+            KafkaError.COORDINATOR_NOT_AVAILABLE,
+            KafkaError.NOT_COORDINATOR,
+        }
+        while True:
+            try:
+                answer = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(READY_TOPIC)])
+                answer[READY_TOPIC].result(timeout=max(0.1, deadline - time.monotonic()))
+                return
+            except KafkaException as err:
+                if err.args[0].code() not in loading or time.monotonic() > deadline:
+                    raise KafkaLocalError(
+                        f"Kafka at {self.bootstrap} was not ready within {self.ready_timeout:g}s: its group "
+                        f"coordinator does not answer ({err.args[0].str()}); see {self.broker_log}"
+                    ) from None
+            time.sleep(0.1)
 
     def halt(self, timeout: float = STOP_TIMEOUT) -> None:
         """Stop the broker process but keep its data dir and ports, for :meth:`resume` (fault tests)."""
@@ -614,7 +708,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     if external:
         print(f"{BOOTSTRAP_ENV} is set ({external}): using that broker, not starting one")
         return 0
-    broker = KafkaBroker(port=args.port, data_dir=args.data_dir, ready_timeout=args.timeout)
+    broker = KafkaBroker(port=args.port, data_dir=args.data_dir, ready_timeout=args.timeout, keep_data=not args.fresh)
     if args.detach:
         broker.start(detach=True)
         print(f"Kafka running at {broker.bootstrap} (pid {broker.pid}); stop: python -m scripts.kafka_local stop"
@@ -687,6 +781,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--foreground", dest="detach", action="store_false", help="run until Ctrl-C (default)")
     mode.add_argument("--detach", dest="detach", action="store_true", help="leave it running; stop with `stop`")
     start.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for readiness (default 120)")
+    start.add_argument(
+        "--fresh", action="store_true", help="delete the data a previous broker left in --data-dir (default: keep it)"
+    )
     for name, help_text in (("stop", "stop a detached broker"), ("status", "is a detached broker up?")):
         sub.add_parser(name, help=help_text)
     for name in ("start", "stop", "status"):

@@ -5,6 +5,11 @@ Used by the local stack (``make run``) and the end-to-end test::
     python -m scripts.sample_events --bootstrap 127.0.0.1:9092 --topic aep.events --rate 2
     python -m scripts.sample_events --bootstrap 127.0.0.1:9092 --topic aep.events --count 20
 
+A small share of the events (``--invalid-share``, 5 % by default) breaks the example schema in one
+of the seven ways of :data:`INVALID_KINDS`, in turn: with local validation on they end in the
+dead-letter topic with their reason; with ``validate_xdm=False`` AEP (the emulator) accepts them,
+then fails them, and the next run reports them as ``failed_in_aep``.
+
 Schema and dataset ids come from ``AEP_SCHEMA_ID`` / ``AEP_DATASET_ID`` (needed for real AEP; the
 emulator accepts the defaults), the org from ``AEP_IMS_ORG_ID`` (default: the emulator's org).
 """
@@ -18,7 +23,9 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Any
 
 from confluent_kafka import KafkaException, Producer
 
@@ -27,6 +34,47 @@ DEFAULT_SCHEMA_ID = "https://ns.adobe.com/aepprovider/schemas/example-experience
 DEFAULT_DATASET_ID = "aep-provider-example-dataset"
 EMULATOR_IMS_ORG_ID = "0123456789ABCDEF01234567@AdobeOrg"  # aep_provider.emulator's default org
 EVENT_TYPES = ("web.webpagedetails.pageViews", "commerce.productViews", "commerce.productListAdds")
+CHANNELS = ("web", "mobile", "email", "store")
+TENANT = "_aepprovider"
+DEFAULT_INVALID_SHARE = 0.05
+
+
+def _set(path: tuple[str, ...], value: Any) -> Callable[[dict], None]:
+    def change(entity: dict) -> None:
+        node = entity
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+
+    return change
+
+
+def _drop(key: str) -> Callable[[dict], None]:
+    return lambda entity: entity.pop(key, None)
+
+
+#: The seven ways an event breaks the example schema (issue 14): kind -> (change to the entity, JSON path).
+INVALID_KINDS: dict[str, tuple[Callable[[dict], None], str]] = {
+    "integer sent as a string": (_set((TENANT, "seq"), "42"), "/_aepprovider/seq"),
+    "missing required timestamp": (_drop("timestamp"), "/timestamp"),
+    "bad date-time": (_set(("timestamp",), "2026-13-45T25:61:00Z"), "/timestamp"),
+    "enum value outside the list": (_set((TENANT, "channel"), "phone"), "/_aepprovider/channel"),
+    "extraneous key": (_set(("couponCode",), "WINTER-26"), "/couponCode"),
+    "string over maxLength": (_set((TENANT, "loyaltyTier"), "platinum-platinum-plus"), "/_aepprovider/loyaltyTier"),
+    "negative seq below minimum": (_set((TENANT, "seq"), -7), "/_aepprovider/seq"),
+}
+
+
+def invalid_event(seq: int, kind: str, *, schema_id: str, dataset_id: str, ims_org_id: str) -> dict:
+    """:func:`sample_event` broken in the way ``kind`` (a key of :data:`INVALID_KINDS`) says."""
+    event = sample_event(seq, schema_id=schema_id, dataset_id=dataset_id, ims_org_id=ims_org_id)
+    INVALID_KINDS[kind][0](event["body"]["xdmEntity"])
+    return event
+
+
+def is_invalid(seq: int, share: float) -> bool:
+    """Whether event ``seq`` is one of the invalid ones: evenly spread, ``share`` of them."""
+    return share > 0 and int((seq + 1) * share) > int(seq * share)
 
 
 def sample_event(seq: int, *, schema_id: str, dataset_id: str, ims_org_id: str) -> dict:
@@ -49,6 +97,7 @@ def sample_event(seq: int, *, schema_id: str, dataset_id: str, ims_org_id: str) 
                 "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                 "eventType": EVENT_TYPES[seq % len(EVENT_TYPES)],
                 "web": {"webPageDetails": {"name": f"sample page {seq}"}},
+                TENANT: {"channel": CHANNELS[seq % len(CHANNELS)], "seq": seq},
             },
         },
     }
@@ -62,9 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--count", type=int, default=None, help="stop after this many events (default: run until stopped)"
     )
+    parser.add_argument(
+        "--invalid-share",
+        type=float,
+        default=DEFAULT_INVALID_SHARE,
+        help=f"share of events that break the example schema, in turn of seven kinds (default {DEFAULT_INVALID_SHARE})",
+    )
     args = parser.parse_args(argv)
     if args.rate <= 0:
         parser.error("--rate must be positive")
+    if not 0 <= args.invalid_share <= 1:
+        parser.error("--invalid-share must be between 0 and 1")
     schema_id = os.environ.get("AEP_SCHEMA_ID") or DEFAULT_SCHEMA_ID
     dataset_id = os.environ.get("AEP_DATASET_ID") or DEFAULT_DATASET_ID
     org = os.environ.get("AEP_IMS_ORG_ID") or EMULATOR_IMS_ORG_ID
@@ -84,11 +141,17 @@ def main(argv: list[str] | None = None) -> int:
         if err is not None:
             failures.append(str(err))
 
-    seq = 0
+    seq = invalid = 0
+    kinds = list(INVALID_KINDS)
     next_at = time.monotonic()
     try:
         while not stopping and (args.count is None or seq < args.count):
-            event = sample_event(seq, schema_id=schema_id, dataset_id=dataset_id, ims_org_id=org)
+            if is_invalid(seq, args.invalid_share):
+                kind = kinds[invalid % len(kinds)]
+                invalid += 1
+                event = invalid_event(seq, kind, schema_id=schema_id, dataset_id=dataset_id, ims_org_id=org)
+            else:
+                event = sample_event(seq, schema_id=schema_id, dataset_id=dataset_id, ims_org_id=org)
             producer.produce(
                 args.topic, json.dumps(event).encode(), key=event["body"]["xdmEntity"]["_id"], on_delivery=_delivered
             )
@@ -106,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sample_events: error: {len(failures) + remaining} of {seq} events not delivered to "
               f"{args.topic} at {args.bootstrap}: {failures[:1]}", file=sys.stderr)  # fmt: skip
         return 2
-    print(f"sample_events: produced {seq} events to {args.topic}", flush=True)
+    print(f"sample_events: produced {seq} events to {args.topic} ({invalid} of them invalid on purpose)", flush=True)
     return 0
 
 

@@ -15,6 +15,7 @@ PAGES = {
     "local-stack.md",
     "connection.md",
     "operator.md",
+    "validation.md",
     "delivery-guarantees.md",
     "backfills.md",
     "scaling-out.md",

@@ -13,24 +13,8 @@ from typing import NoReturn, Protocol
 import requests
 
 from aep_provider.aep.errors import AEPAuthError, AEPConfigError, AEPUnavailableError
-from aep_provider.aep.retry import (
-    Action,
-    Answer,
-    Deadline,
-    RetryDriver,
-    RetryPolicy,
-    classify_status,
-    parse_retry_after,
-)
-from aep_provider.aep.transport import (
-    DEFAULT_TIMEOUT,
-    build_session,
-    describe_exception,
-    normalize_base_url,
-    read_body,
-    redact,
-    safe_url,
-)
+from aep_provider.aep.retry import Action, Answer, Deadline, RetryDriver, RetryPolicy
+from aep_provider.aep.transport import DEFAULT_TIMEOUT, build_session, exchange, normalize_base_url, redact, safe_url
 
 log = logging.getLogger(__name__)
 
@@ -225,32 +209,17 @@ class IMSTokenProvider:
         }
 
         def attempt(deadline: Deadline) -> Answer[requests.Response]:
-            remaining = deadline.remaining()
-            timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
-            try:
-                # A dict body makes requests form-encode every value (secrets hold & + =).
-                response = self._session.post(
-                    self.token_url,
-                    data=form,
-                    headers={"Accept": "application/json"},
-                    timeout=timeout,
-                    allow_redirects=False,  # the secret must only ever go to the configured IMS
-                    stream=True,
-                )
-                read_body(response, deadline)
-            except requests.RequestException as exc:
-                answer: Answer[requests.Response] = Answer(
-                    Action.RETRY, detail=describe_exception(exc, [self._client_secret])
-                )
-            else:
-                status = response.status_code
-                answer = Answer(
-                    classify_status(status),
-                    value=response,
-                    status=status,
-                    detail=f"HTTP {status}",
-                    retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                )
+            # A dict body makes requests form-encode every value (secrets hold & + =).
+            answer = exchange(
+                self._session,
+                "POST",
+                self.token_url,
+                deadline=deadline,
+                timeout=self.timeout,
+                headers={"Accept": "application/json"},
+                data=form,
+                secrets=[self._client_secret],
+            )
             if answer.action is Action.RETRY:
                 log.warning(
                     "Token request to %s failed (%s); attempt %d", self.token_url, answer.detail, driver.budget.attempts

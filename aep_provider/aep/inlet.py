@@ -16,22 +16,13 @@ from aep_provider.aep.errors import AEPAuthError, AEPConfigError, AEPError, AEPR
 from aep_provider.aep.ims import NoAuth, TokenProvider
 from aep_provider.aep.ratelimit import RateLimiter
 from aep_provider.aep.results import MAX_REQUEST_BYTES, BatchResult, MessageResult, Outcome, batch_body_size
-from aep_provider.aep.retry import (
-    Action,
-    Answer,
-    Deadline,
-    RetryDriver,
-    RetryPolicy,
-    classify_status,
-    parse_retry_after,
-)
+from aep_provider.aep.retry import Action, Answer, Deadline, RetryDriver, RetryPolicy
 from aep_provider.aep.transport import (
     DEFAULT_TIMEOUT,
     build_session,
-    describe_exception,
+    exchange,
+    identity_headers,
     normalize_base_url,
-    read_body,
-    redact,
     safe_url,
 )
 
@@ -153,6 +144,11 @@ class InletClient:
             f"InletClient(batch_url={self.batch_url!r}, auth={self.auth!r}, ims_org_id={self.ims_org_id!r}, "
             f"sandbox_name={self.sandbox_name!r})"
         )
+
+    @property
+    def session(self) -> requests.Session:
+        """The pooled HTTP session (shared with the Platform client of the same connection)."""
+        return self._session
 
     def close(self) -> None:
         """Close pooled connections."""
@@ -319,14 +315,11 @@ class InletClient:
 
     def _headers(self, token: str | None) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        if self.client_id:
-            headers["x-api-key"] = self.client_id
-        if self.ims_org_id:
-            headers["x-gw-ims-org-id"] = self.ims_org_id
-        if self.sandbox_name:
-            headers["x-sandbox-name"] = self.sandbox_name
+        headers.update(
+            identity_headers(
+                token, client_id=self.client_id, ims_org_id=self.ims_org_id, sandbox_name=self.sandbox_name
+            )
+        )
         if self.flow_id:
             headers["x-adobe-flow-id"] = self.flow_id
         return headers
@@ -359,47 +352,42 @@ class InletClient:
     ) -> Answer[requests.Response]:
         call.url = url
         token = call.token = self.auth.get_token(deadline)
-        remaining = max(deadline.remaining(), 0.001)
-        timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
         call.result.requests += 1
         call.result.bytes_sent += len(body)
         attempt = call.driver.budget.attempts
         # The request alone is timed (not the token, not the rate limiter's wait): that is AEP's latency.
         sent_at = self._clock()
         try:
-            # Redirects are not followed: a bearer token must only ever go to the configured host.
-            response = self._session.post(
+            answer = exchange(
+                self._session,
+                "POST",
                 url,
+                deadline=deadline,
+                timeout=self.timeout,
+                headers=self._headers(token),
                 data=body,
                 params=params,
-                headers=self._headers(token),
-                timeout=timeout,
-                allow_redirects=False,
-                stream=True,
+                secrets=[token, self._proxy],
             )
-            read_body(response, deadline)
-        except requests.RequestException as exc:
-            call.last = describe_exception(exc, [token, self._proxy])
-            call.last_status = None
-            log.warning("POST %s failed: %s (attempt %d)", url, call.last, attempt)
-            return Answer(Action.RETRY, detail=call.last)
         finally:
             call.result.request_seconds.append(self._clock() - sent_at)
-        status = response.status_code
-        log.debug("POST %s: HTTP %d (%d messages, %d bytes)", url, status, n_messages, len(body))
-        action = classify_status(status)
-        if action is Action.SUCCESS:
-            return Answer(action, value=response, status=status)
-        call.last = f"HTTP {status}{self._detail(response, token)}"
-        call.last_status = status
-        call.location = safe_url(response.headers["Location"]) if "Location" in response.headers else None
-        retry_after = None
-        if action is Action.RETRY:
-            if status == 429:
+        if answer.action is Action.SUCCESS:
+            log.debug("POST %s: HTTP %s (%d messages, %d bytes)", url, answer.status, n_messages, len(body))
+            return answer
+        call.last = answer.detail
+        call.last_status = answer.status
+        response = answer.value
+        call.location = (
+            safe_url(response.headers["Location"]) if response is not None and "Location" in response.headers else None
+        )
+        if answer.action is Action.RETRY:
+            if answer.status == 429:
                 call.result.throttled += 1
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            log.warning("POST %s: %s (attempt %d); backing off", url, call.last, attempt)
-        return Answer(action, status=status, detail=call.last, retry_after=retry_after)
+            if answer.status is None:
+                log.warning("POST %s failed: %s (attempt %d)", url, call.last, attempt)
+            else:
+                log.warning("POST %s: %s (attempt %d); backing off", url, call.last, attempt)
+        return answer
 
     def _raise_unless_success(self, final: Answer[Any], url: str, call: _Call) -> None:
         """The error a call's last answer stands for, if it is not a success."""
@@ -416,24 +404,6 @@ class InletClient:
             f"(limits: {self.retry.max_attempts} attempts, {self.retry.deadline_seconds:g}s); last: "
             f"{call.last}. Check that the inlet URL is reachable from this worker; the run can be retried."
         )
-
-    def _detail(self, response: requests.Response, token: str | None) -> str:
-        """A short reason from an AEP problem body (title + report.message), secrets redacted."""
-        try:
-            payload: Any = response.json()
-        except ValueError:
-            text = (response.text or "").strip()
-            return f" ({redact(text[:200], [token])})" if text else ""
-        if not isinstance(payload, dict):
-            return ""
-        parts = [str(payload.get("title") or "")]
-        report = payload.get("report")
-        if isinstance(report, dict) and report.get("message"):
-            parts.append(str(report["message"]))
-        elif payload.get("message"):
-            parts.append(str(payload["message"]))
-        text = ": ".join(p for p in parts if p)
-        return f" ({redact(text[:300], [token])})" if text else ""
 
     def _auth_message(self, url: str, status: int, call: _Call) -> str:
         mode = getattr(self.auth, "mode", "custom")

@@ -16,6 +16,7 @@ from typing import Any
 
 from aep_provider.aep.ims import DEFAULT_IMS_URL, DEFAULT_SCOPES
 from aep_provider.aep.inlet import DEFAULT_INLET_URL, DEFAULT_SANDBOX
+from aep_provider.aep.platform import DEFAULT_PLATFORM_URL
 from aep_provider.aep.ratelimit import DEFAULT_MAX_MESSAGES_PER_SECOND, DEFAULT_MAX_REQUESTS_PER_SECOND
 from aep_provider.aep.retry import RetryPolicy
 from aep_provider.aep.transport import DEFAULT_TIMEOUT
@@ -266,6 +267,17 @@ OPTIONS: tuple[Option, ...] = (
         placeholder=DEFAULT_IMS_URL,
     ),
     Option("scopes", "scopes", DEFAULT_SCOPES, "Scopes", "Comma-separated IMS scopes."),
+    Option(
+        "platform_url",
+        "text",
+        DEFAULT_PLATFORM_URL,
+        "Platform URL",
+        "Platform API host: Catalog (datasets, failed batches), the Schema Registry and the Data Access API.",
+        doc="Read with the same token, once per run: the dataset's schema for local XDM validation (`validate_xdm`) "
+        "and the dataset's failed batches (`failed_in_aep`). The credential needs the product-profile permissions "
+        "*Data Modeling > View Schemas* and *Data Management > View Datasets*.",
+        placeholder=DEFAULT_PLATFORM_URL,
+    ),
     Option(
         "access_token",
         "secret",

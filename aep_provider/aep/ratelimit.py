@@ -12,13 +12,22 @@ DEFAULT_MAX_REQUESTS_PER_SECOND = 1_000.0
 DEFAULT_MAX_MESSAGES_PER_SECOND = 10_000.0
 
 
+#: Round trips remembered for the shortest one (see :class:`SlidingWindow`): recent enough to follow
+#: a latency that grows, enough to ride out one fast failure.
+_RTT_SAMPLES = 32
+#: Part of the window kept as a margin for requests whose forward trip is shorter than the
+#: shortest round trip suggests (the server's processing time varies too).
+_JITTER_MARGIN = 0.05
+
+
 class _Use:
-    """One admitted use of a window: it counts until ``window`` seconds after its release."""
+    """One admitted use of a window: it counts until ``window`` seconds after its (shifted) release."""
 
-    __slots__ = ("amount", "released_at")
+    __slots__ = ("acquired_at", "amount", "released_at")
 
-    def __init__(self, amount: float) -> None:
+    def __init__(self, amount: float, acquired_at: float) -> None:
         self.amount = amount
+        self.acquired_at = acquired_at
         self.released_at: float | None = None
 
 
@@ -26,10 +35,16 @@ class SlidingWindow:
     """
     At most ``limit`` units in any ``window`` seconds, as the server counts them (a sliding log).
 
-    The server counts a request when it *arrives*, some time after the client sent it. So a use
-    counts here from the moment it is acquired until ``window`` seconds after it is *released*
-    (its answer came back: it had arrived by then). Counting from the send time alone let a slow
-    request and the next one land in the same server second, which AEP answers with 429s. A token
+    The server counts a request when it *arrives*, some time after the client sent it, and the
+    client cannot tell when: it sees the round trip only. Two requests whose arrivals might fall
+    within one ``window`` must share it. A request sent now arrives at least the shortest round
+    trip's forward part after now; one answered at ``release`` arrived at the latest ``release``
+    minus its own return part. Taking the shortest recent round trip (``rtt_min``) as what no
+    request spends less than, a use counts from its acquisition until ``window`` seconds after
+    ``release - rtt_min``: ``acquire + window`` plus the request's own jitter (its round trip
+    over ``rtt_min``). Counting from the send alone let a slow request and the next one land in
+    the same server second (429s); counting until ``window`` after the release held every use a
+    whole round trip too long (8,000 of 10,000 messages/s with 250 ms round trips). A token
     bucket that starts full would let twice the rate through in the first second.
 
     One use larger than ``limit`` (a batch with more messages than the per-second limit) goes
@@ -61,6 +76,7 @@ class SlidingWindow:
         self._released = threading.Condition()
         self._log: deque[_Use] = deque()  # in acquisition order
         self._in_window = 0.0
+        self._rtts: deque[float] = deque(maxlen=_RTT_SAMPLES)
 
     def _try(self, amount: float, now: float) -> tuple[_Use | None, float | None]:
         """Admit ``amount`` now, or say how long to wait (None: until some use is released)."""
@@ -76,7 +92,7 @@ class SlidingWindow:
                 self._log = log = kept
                 self._in_window = sum(u.amount for u in log)
         if not log or self._in_window + amount <= self.limit:
-            use = _Use(amount)
+            use = _Use(amount, now)
             log.append(use)
             self._in_window += amount
             return use, None
@@ -99,13 +115,17 @@ class SlidingWindow:
                     # Every counted use is in flight: its release is what frees room.
                     self._released.wait(self._poll)
                     continue
-            self._sleep(max(wait, 0.0))
+            # Never 0: a wait computed as a hair above 0 could spin on float rounding.
+            self._sleep(max(wait, 1e-4))
 
     def release(self, use: _Use) -> None:
-        """The request holding ``use`` has been answered (or failed): it counts for one more window."""
+        """The request holding ``use`` has been answered (or failed): it counts until a window after
+        its answer, less the shortest recent round trip (see the class docstring)."""
         with self._released:
             if use.released_at is None:
-                use.released_at = self._clock()
+                now = self._clock()
+                self._rtts.append(now - use.acquired_at)
+                use.released_at = now - max(min(self._rtts) - self.window * _JITTER_MARGIN, 0.0)
             self._released.notify_all()
 
 

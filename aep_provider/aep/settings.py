@@ -11,6 +11,7 @@ from aep_provider.aep.errors import AEPConfigError
 from aep_provider.aep.ims import IMSTokenProvider, NoAuth, StaticToken, TokenProvider
 from aep_provider.aep.inlet import InletClient
 from aep_provider.aep.options import AUTH_MODES, BY_NAME, default
+from aep_provider.aep.platform import PlatformClient
 from aep_provider.aep.ratelimit import RateLimiter
 from aep_provider.aep.retry import RetryPolicy
 from aep_provider.aep.transport import build_session, normalize_base_url
@@ -36,6 +37,7 @@ class AEPSettings:
     :param sandbox_name: sandbox, default ``prod``.
     :param ims_url: IMS base URL.
     :param scopes: comma-separated IMS scopes.
+    :param platform_url: Platform API host (Catalog, Schema Registry, Data Access).
     :param flow_id: ``x-adobe-flow-id``.
     :param timeout: (connect, read) seconds.
     :param verify: TLS verification: True, False or a CA bundle path.
@@ -59,6 +61,7 @@ class AEPSettings:
     sandbox_name: str = default("sandbox_name")
     ims_url: str = default("ims_url")
     scopes: str = default("scopes")
+    platform_url: str = default("platform_url")
     flow_id: str | None = default("flow_id")
     timeout: tuple[float, float] = default("timeout")
     verify: bool | str = default("verify")
@@ -110,6 +113,7 @@ class AEPSettings:
         normalize_base_url(self.inlet_url, what=f"{source}: inlet URL (host)")
         if self.auth == "oauth":
             normalize_base_url(self.ims_url, what=f"{source}: IMS URL (ims_url)")
+        normalize_base_url(self.platform_url, what=f"{source}: Platform URL (platform_url)")
         if self.proxy:
             normalize_base_url(self.proxy, what=f"{source}: proxy")
         if self.auth == "oauth" and not (self.client_id and self.client_secret):
@@ -176,4 +180,22 @@ class AEPSettings:
             retry=self.retry_policy(),
             rate_limiter=RateLimiter(self.max_requests_per_second, self.max_messages_per_second),
             session=session,
+        )
+
+    def create_platform_client(self, inlet: InletClient) -> PlatformClient:
+        """
+        A :class:`PlatformClient` sharing ``inlet``'s session and token (no network yet).
+
+        :param inlet: the client :meth:`create_client` built: one token, one connection pool.
+        """
+        return PlatformClient(
+            platform_url=self.platform_url,
+            auth=inlet.auth,
+            client_id=self.client_id,
+            ims_org_id=self.ims_org_id,
+            sandbox_name=self.sandbox_name,
+            timeout=self.timeout,
+            retry=self.retry_policy(),
+            session=inlet.session,
+            proxy=self.proxy,
         )

@@ -1,10 +1,10 @@
-"""HTTP plumbing shared by IMS and the inlet: pooled session, URL checks, secret redaction."""
+"""HTTP plumbing shared by IMS, the inlet and the Platform APIs: pooled session, URL checks, one attempt, secret redaction."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -13,9 +13,7 @@ from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
 
 from aep_provider.aep.errors import AEPConfigError
-
-if TYPE_CHECKING:
-    from aep_provider.aep.retry import Deadline
+from aep_provider.aep.retry import Action, Answer, Deadline, classify_status, parse_retry_after
 
 #: (connect, read) seconds applied to every request.
 DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 30.0)
@@ -168,3 +166,87 @@ def read_body(response: requests.Response, deadline: Deadline, *, chunk_size: in
     response._content = b"".join(chunks)
     response._content_consumed = True  # type: ignore[attr-defined]
     raw.release_conn()
+
+
+def identity_headers(
+    token: str | None, *, client_id: str | None, ims_org_id: str | None, sandbox_name: str | None
+) -> dict[str, str]:
+    """The headers naming who calls and where, on every inlet and Platform call (those that are set)."""
+    headers = {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if client_id:
+        headers["x-api-key"] = client_id
+    if ims_org_id:
+        headers["x-gw-ims-org-id"] = ims_org_id
+    if sandbox_name:
+        headers["x-sandbox-name"] = sandbox_name
+    return headers
+
+
+def problem_detail(response: requests.Response, secrets: Iterable[str | None] = ()) -> str:
+    """A short reason from an AEP problem body (title + report.message, or message), secrets redacted."""
+    try:
+        payload: Any = response.json()
+    except ValueError:
+        text = (response.text or "").strip()
+        return f" ({redact(text[:200], secrets)})" if text else ""
+    if not isinstance(payload, dict):
+        return ""
+    parts = [str(payload.get("title") or "")]
+    report = payload.get("report")
+    if isinstance(report, dict) and report.get("message"):
+        parts.append(str(report["message"]))
+    elif payload.get("message"):
+        parts.append(str(payload["message"]))
+    elif payload.get("error_description") or payload.get("error"):
+        parts.append(str(payload.get("error_description") or payload.get("error")))
+    text = ": ".join(p for p in parts if p)
+    return f" ({redact(text[:300], secrets)})" if text else ""
+
+
+def exchange(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    deadline: Deadline,
+    timeout: tuple[float, float],
+    headers: Mapping[str, str] | None = None,
+    data: Any = None,
+    params: Mapping[str, str] | None = None,
+    secrets: Iterable[str | None] = (),
+) -> Answer[requests.Response]:
+    """
+    One request within ``deadline``, its answer classified: the one place where a response or a
+    transport error becomes an :class:`~aep_provider.aep.retry.Answer` (IMS, inlet and Platform calls).
+
+    Redirects are never followed (a bearer token or a secret must only go to the configured host);
+    the body is read within the deadline (:func:`read_body`); each timeout is capped by what is
+    left of the deadline. A non-success answer's ``detail`` is ``HTTP <status> (<problem>)``.
+
+    :param secrets: values redacted from every detail (tokens, client secret, proxy password).
+    """
+    secrets = [s for s in secrets if s]
+    remaining = max(deadline.remaining(), 0.001)
+    try:
+        response = session.request(
+            method,
+            url,
+            data=data,
+            params=params,
+            headers=dict(headers or {}),
+            timeout=(min(timeout[0], remaining), min(timeout[1], remaining)),
+            allow_redirects=False,
+            stream=True,
+        )
+        read_body(response, deadline)
+    except requests.RequestException as exc:
+        return Answer(Action.RETRY, detail=describe_exception(exc, secrets))
+    status = response.status_code
+    action = classify_status(status)
+    if action is Action.SUCCESS:
+        return Answer(action, value=response, status=status)
+    retry_after = parse_retry_after(response.headers.get("Retry-After")) if action is Action.RETRY else None
+    detail = f"HTTP {status}{problem_detail(response, secrets)}"
+    return Answer(action, value=response, status=status, detail=detail, retry_after=retry_after)

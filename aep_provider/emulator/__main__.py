@@ -63,7 +63,12 @@ def _banner(emulator: AEPEmulator) -> str:
         lines.append(
             f"  inlet              : {url}/collection/batch/{inlet.inlet_id}  (sandbox {inlet.sandbox_name}, {auth})"
         )
-    lines.append(f"  control            : {url}/emulator/{{health,stats,accepted,faults,revoke-tokens,reset}}")
+    for dataset in config.datasets:
+        lines.append(f"  dataset            : {dataset.dataset_id}  (schema {dataset.schema_id})")
+    lines.append(
+        f"  Platform APIs      : GET {url}/data/foundation/{{catalog,schemaregistry,export}}/...  (platform_url)"
+    )
+    lines.append(f"  control            : {url}/emulator/{{health,stats,accepted,batches,faults,revoke-tokens,reset}}")
     if config.record_path:
         lines.append(f"  recording to       : {config.record_path}")
     return "\n".join(lines)

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+#: Resolved schemas shipped with the emulator (the example DAG's ExperienceEvent).
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+
 #: Fake credentials of the emulator's IMS: printing them is fine, they open nothing real.
 DEFAULT_CLIENT_ID = "aep-emulator-client"
 DEFAULT_CLIENT_SECRET = "aep-emulator-secret"
@@ -18,8 +21,19 @@ DEFAULT_TOKEN_TTL_SECONDS = 86399
 #: DCS refuses request bodies over this many bytes with 413.
 MAX_BODY_BYTES = 1_000_000
 
+#: The example DAG's dataset and its schema (``schemas/example-experience-event.json``).
+EXAMPLE_DATASET_ID = "aep-provider-example-dataset"
+EXAMPLE_SCHEMA_ID = "https://ns.adobe.com/aepprovider/schemas/example-experience-event"
+
 FAILURE_SHAPES = ("documented", "live")
-FAULT_ENDPOINTS = ("batch", "single", "token", "any")
+#: "any" means any of the inlet and token endpoints; Platform endpoints are faulted by name only.
+PLATFORM_ENDPOINTS = ("catalog", "schemas", "export")
+FAULT_ENDPOINTS = ("batch", "single", "token", "any", *PLATFORM_ENDPOINTS)
+
+
+def example_schema() -> dict[str, Any]:
+    """The example ExperienceEvent schema, resolved (``xed-full``), as the Schema Registry returns it."""
+    return json.loads((SCHEMA_DIR / "example-experience-event.json").read_text(encoding="utf-8"))
 
 
 class EmulatorConfigError(ValueError):
@@ -72,6 +86,35 @@ class InletConfig:
 
 
 @dataclass(frozen=True)
+class DatasetConfig:
+    """
+    One Catalog dataset.
+
+    :param dataset_id: its id (``GET /data/foundation/catalog/dataSets/{id}``).
+    :param schema_id: the ``$id`` of its schema (one of the config's ``schemas``).
+    :param name: its display name.
+    """
+
+    dataset_id: str = EXAMPLE_DATASET_ID
+    schema_id: str = EXAMPLE_SCHEMA_ID
+    name: str = "aep-provider example events"
+
+    def __post_init__(self) -> None:
+        if not self.dataset_id or not self.schema_id:
+            raise EmulatorConfigError(f"a dataset needs a dataset_id and a schema_id, got {self!r}")
+
+    def catalog(self) -> dict[str, Any]:
+        """The dataset as Catalog returns it (without the id key around it)."""
+        return {
+            "name": self.name,
+            "schemaRef": {"id": self.schema_id, "contentType": "application/vnd.adobe.xed-full+json;version=1"},
+            "tags": {"adobe/pqs/table": [self.dataset_id.replace("-", "_")]},
+            "created": 1735689600000,
+            "version": "1.0.0",
+        }
+
+
+@dataclass(frozen=True)
 class EmulatorConfig:
     """
     Everything the emulator imitates.
@@ -87,6 +130,10 @@ class EmulatorConfig:
     :param auth_failure_status: 401 (default) or 403 for a missing/expired/revoked token.
     :param record_path: append every accepted message as one JSON line to this file.
     :param store_accepted: keep accepted messages in memory for :meth:`AEPEmulator.accepted`.
+    :param schemas: resolved schemas the Schema Registry serves (``$id`` each); default: the example one.
+    :param datasets: Catalog datasets; accepted messages of these (``header.datasetId``) are validated
+        asynchronously against their schema and end in a success or failed batch.
+    :param validation_delay_seconds: how long after a request is accepted its batch is validated.
     """
 
     client_id: str = DEFAULT_CLIENT_ID
@@ -100,6 +147,9 @@ class EmulatorConfig:
     auth_failure_status: int = 401
     record_path: str | None = None
     store_accepted: bool = True
+    schemas: tuple[dict[str, Any], ...] = field(default_factory=lambda: (example_schema(),))
+    datasets: tuple[DatasetConfig, ...] = (DatasetConfig(),)
+    validation_delay_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         if self.failure_shape not in FAILURE_SHAPES:
@@ -121,6 +171,20 @@ class EmulatorConfig:
         ids = [inlet.inlet_id for inlet in self.inlets]
         if len(set(ids)) != len(ids):
             raise EmulatorConfigError(f"inlet ids must be unique, got {ids}")
+        schema_ids = set()
+        for schema in self.schemas:
+            if not isinstance(schema, dict) or not isinstance(schema.get("$id"), str):
+                raise EmulatorConfigError("each of 'schemas' must be a resolved schema object with a '$id'")
+            schema_ids.add(schema["$id"])
+        for dataset in self.datasets:
+            if dataset.schema_id not in schema_ids:
+                raise EmulatorConfigError(
+                    f"dataset {dataset.dataset_id!r} names schema {dataset.schema_id!r}, which is not among 'schemas'"
+                )
+        if not isinstance(self.validation_delay_seconds, (int, float)) or self.validation_delay_seconds < 0:
+            raise EmulatorConfigError(
+                f"validation_delay_seconds must be a number >= 0, got {self.validation_delay_seconds!r}"
+            )
 
     def inlet(self, inlet_id: str) -> InletConfig | None:
         for inlet in self.inlets:
@@ -139,12 +203,13 @@ class EmulatorConfig:
         data = dict(data)
         _reject_unknown(cls, data, "config")
         if "inlets" in data:
-            raw_inlets = data["inlets"]
-            if not isinstance(raw_inlets, list) or not all(isinstance(i, dict) for i in raw_inlets):
-                raise EmulatorConfigError("config 'inlets' must be a list of objects")
-            for raw in raw_inlets:
-                _reject_unknown(InletConfig, raw, "inlet")
-            data["inlets"] = tuple(InletConfig(**raw) for raw in raw_inlets)
+            data["inlets"] = _objects(data["inlets"], InletConfig, "inlets")
+        if "schemas" in data:
+            if not isinstance(data["schemas"], list):
+                raise EmulatorConfigError("config 'schemas' must be a list of resolved schema objects")
+            data["schemas"] = tuple(data["schemas"])
+        if "datasets" in data:
+            data["datasets"] = _objects(data["datasets"], DatasetConfig, "datasets")
         if "required_scopes" in data:
             scopes = data["required_scopes"]
             if isinstance(scopes, str):
@@ -181,7 +246,8 @@ class Fault:
 
     :param status: answer this HTTP status with the body AEP/IMS gives for it.
     :param count: how many matching requests it affects; ``None`` = until :meth:`reset`.
-    :param endpoint: ``"batch"``, ``"single"``, ``"token"`` or ``"any"``.
+    :param endpoint: ``"batch"`` (default: the requests a drain makes; a token request never uses
+        up a fault meant for them), ``"single"``, ``"token"`` or ``"any"``.
     :param retry_after: seconds for a ``Retry-After`` header.
     :param drop_connection: read the request, then close the connection without answering.
     :param delay_seconds: wait this long before answering.
@@ -194,7 +260,7 @@ class Fault:
 
     status: int | None = None
     count: int | None = 1
-    endpoint: str = "any"
+    endpoint: str = "batch"
     retry_after: float | None = None
     drop_connection: bool = False
     delay_seconds: float = 0.0
@@ -218,7 +284,10 @@ class Fault:
         self.reject_indexes = tuple(self.reject_indexes)
 
     def matches(self, endpoint: str, inlet_id: str | None) -> bool:
-        if self.endpoint != "any" and self.endpoint != endpoint:
+        if self.endpoint == "any":
+            if endpoint in PLATFORM_ENDPOINTS:
+                return False
+        elif self.endpoint != endpoint:
             return False
         return self.inlet_id is None or self.inlet_id == inlet_id
 
@@ -236,6 +305,15 @@ class Fault:
             return cls(**data)
         except TypeError as err:
             raise EmulatorConfigError(f"fault: {err}") from None
+
+
+def _objects(raw: Any, cls: Any, what: str) -> tuple[Any, ...]:
+    """A config list of objects (``inlets``, ``datasets``) as ``cls`` instances; unknown keys are errors."""
+    if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+        raise EmulatorConfigError(f"config '{what}' must be a list of objects")
+    for item in raw:
+        _reject_unknown(cls, item, what.rstrip("s"))
+    return tuple(cls(**item) for item in raw)
 
 
 def _reject_unknown(cls: type, data: dict[str, Any], what: str) -> None:

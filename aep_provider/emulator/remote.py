@@ -26,7 +26,8 @@ class RemoteEmulator:
         return f"RemoteEmulator(url={self.url!r})"
 
     def _call(self, method: str, action: str, **kwargs: Any) -> Any:
-        response = self._session.request(method, f"{self.url}/emulator/{action}", timeout=self.timeout, **kwargs)
+        kwargs.setdefault("timeout", self.timeout)
+        response = self._session.request(method, f"{self.url}/emulator/{action}", **kwargs)
         response.raise_for_status()
         return response.json()
 
@@ -34,11 +35,23 @@ class RemoteEmulator:
         return self._call("GET", "health")
 
     def accepted(self, inlet_id: str | None = None) -> list[dict[str, Any]]:
-        params = {"inlet": inlet_id} if inlet_id is not None else None
-        return self._call("GET", "accepted", params=params)["messages"]
+        return [entry["message"] for entry in self.received(inlet_id)]
+
+    def received(
+        self, inlet_id: str | None = None, since_ms: int | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        params = {"inlet": inlet_id, "since": since_ms, "limit": limit}
+        return self._call("GET", "accepted", params={k: v for k, v in params.items() if v is not None})["messages"]
 
     def stats(self) -> dict[str, Any]:
         return self._call("GET", "stats")
+
+    def batches(self, status: str | None = None, wait: float = 0.0) -> dict[str, dict[str, Any]]:
+        """Catalog batches of accepted messages; ``wait`` seconds at most for validation to finish first."""
+        params: dict[str, Any] = {"wait": wait}
+        if status:
+            params["status"] = status
+        return self._call("GET", "batches", params=params, timeout=self.timeout + wait)["batches"]
 
     def inject(self, fault: Fault) -> None:
         self._call("POST", "faults", json=fault.to_dict())

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from aep_provider.emulator import platform
 from aep_provider.emulator.config import MAX_BODY_BYTES, EmulatorConfig, EmulatorConfigError, Fault, InletConfig
 from aep_provider.emulator.responses import (
     api_key_problem,
@@ -112,7 +113,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
         # Callers record a request in the state *before* answering it, so that a client holding
         # its answer always finds it in stats() and accepted().
-        payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        if isinstance(body, bytes):
+            payload = body  # a file (JSON lines), sent as is
+        else:
+            payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         try:
             phrase = HTTPStatus(status).phrase
         except ValueError:
@@ -237,6 +241,8 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if url.path.startswith(CONTROL_PREFIX):
             self._control("GET", url.path[len(CONTROL_PREFIX) :], url.query)
+        elif url.path.startswith(platform.PREFIX):
+            self._platform(url.path, url.query)
         elif url.path in (TOKEN_PATH,) or url.path.startswith(SINGLE_PREFIX):
             self._method_not_allowed()
         else:
@@ -302,6 +308,22 @@ class _Handler(BaseHTTPRequestHandler):
                 }
         state.record("token", status, body_bytes=len(raw))
         self._send(status, body)
+
+    # -- Platform APIs (Catalog, Schema Registry, Data Access) -------------------------------
+
+    def _platform(self, path: str, query: str) -> None:
+        state = self.server.state
+        self._discard_body()
+        endpoint = platform.endpoint_of(path) or "catalog"
+        fault = state.take_fault(endpoint, None)
+        if fault is not None and self._apply_fault(fault, endpoint, None):
+            return
+        refusal = platform.check_headers(self.headers, state.config, state.token_valid)
+        if refusal is None:
+            params = {k: v[0] for k, v in parse_qs(query).items()}
+            refusal = platform.route(path, params, self.headers, state.lake)
+        state.record(endpoint, refusal[0])
+        self._send(*refusal)
 
     # -- DCS ---------------------------------------------------------------------------------
 
@@ -435,6 +457,8 @@ class _Handler(BaseHTTPRequestHandler):
                 text = f"inletId: [{inlet_id}] imsOrgId: [{org}] {error}"
                 responses.append(message_failure(shape, status, text, live_uuid, index))
         body = {"inletId": inlet_id, "batchId": batch_id, "receivedTimeMs": received_ms, "responses": responses}
+        # Accepted means "received": the schema is checked later, in the data lake (a failed batch).
+        state.lake.ingest(accepted, received_ms)
         state.record(
             "batch",
             207,
@@ -473,6 +497,8 @@ class _Handler(BaseHTTPRequestHandler):
             "syncValidation": {"status": "pass"} if sync else {"skipped": True},
         }
         fill_org = None if raw_data else org
+        if not raw_data:
+            state.lake.ingest([message], received_ms)
         state.record(
             "single",
             200,
@@ -498,8 +524,19 @@ class _Handler(BaseHTTPRequestHandler):
         elif route == ("GET", "stats"):
             self._send(200, state.stats())
         elif route == ("GET", "accepted"):
-            messages = state.accepted(params.get("inlet"))
-            self._send(200, {"count": len(messages), "messages": messages})
+            try:
+                since, limit = (_whole_number(params, name) for name in ("since", "limit"))
+            except ValueError as err:
+                self._send(400, {"error": str(err)})
+                return
+            messages, total = state.received(params.get("inlet"), since, limit)
+            self._send(200, {"count": len(messages), "total": total, "messages": messages})
+        elif route == ("GET", "batches"):
+            timeout = float(params.get("wait", "0") or 0)
+            if timeout > 0:
+                state.lake.wait_validated(min(timeout, 60.0))
+            batches = state.lake.batches(status=params.get("status"), dataset_id=params.get("dataset"), limit=10**9)
+            self._send(200, {"count": len(batches), "pending": state.lake.pending(), "batches": batches})
         elif route == ("GET", "faults"):
             self._send(200, {"faults": state.faults()})
         elif route == ("POST", "faults"):
@@ -524,6 +561,16 @@ class _Handler(BaseHTTPRequestHandler):
         for fault in faults:
             self.server.state.inject(fault)
         self._send(201, {"injected": len(faults)})
+
+
+def _whole_number(params: dict[str, str], name: str) -> int | None:
+    """A query parameter that must be a whole number >= 0 (``since`` in epoch ms, ``limit``), or None."""
+    value = params.get(name)
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+    return int(value)
 
 
 def _message_rejecter(fault: Fault | None):  # noqa: ANN202
@@ -587,6 +634,7 @@ class AEPEmulator:
             return self
         self._stopping.clear()
         self._state.open()
+        self._state.lake.start()
         try:
             self._server = _Server((self.host, self._port), self._state, self._stopping)
         except OSError:
@@ -608,6 +656,7 @@ class AEPEmulator:
             return
         self._port = server.server_address[1]
         self._stopping.set()
+        self._state.lake.stop()
         server.shutdown()
         server.server_close()
         server.close_connections()
@@ -639,6 +688,12 @@ class AEPEmulator:
         """Every accepted message (``header.imsOrgId`` filled in), in arrival order."""
         return self._state.accepted(inlet_id)
 
+    def received(
+        self, inlet_id: str | None = None, since_ms: int | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Accepted messages with when they arrived: ``{"inletId", "receivedTimeMs", "message"}`` (see ``GET /emulator/accepted``)."""
+        return self._state.received(inlet_id, since_ms, limit)[0]
+
     def stats(self) -> dict[str, Any]:
         """Counters: ``requests[endpoint][str(status)]``, ``messages_accepted``, ``tokens_issued``, ..."""
         return self._state.stats()
@@ -656,5 +711,13 @@ class AEPEmulator:
         self._state.revoke_tokens()
 
     def reset(self) -> None:
-        """Forget tokens, faults, accepted messages and counters."""
+        """Forget tokens, faults, accepted messages, batches and counters."""
         self._state.reset()
+
+    def batches(self, status: str | None = None, dataset_id: str | None = None) -> dict[str, dict[str, Any]]:
+        """Catalog batches made of accepted messages (``status``: processing, success, failed)."""
+        return self._state.lake.batches(status=status, dataset_id=dataset_id, limit=10**9)
+
+    def wait_validated(self, timeout: float = 30.0) -> bool:
+        """Block until asynchronous validation has finished every batch (False after ``timeout`` seconds)."""
+        return self._state.lake.wait_validated(timeout)

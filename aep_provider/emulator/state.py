@@ -13,6 +13,7 @@ from collections import defaultdict
 from typing import IO, Any, NamedTuple
 
 from aep_provider.emulator.config import EmulatorConfig, EmulatorConfigError, Fault
+from aep_provider.emulator.datalake import DataLake
 
 #: DCS allows at most this many ``?syncValidation=true`` requests per minute per inlet.
 SYNC_VALIDATIONS_PER_MINUTE = 60
@@ -105,6 +106,8 @@ class EmulatorState:
         self._lock = threading.Lock()
         self._record_file: IO[str] | None = None
         self._seq = 0
+        #: accepted messages after the inlet: Catalog batches validated asynchronously.
+        self.lake = DataLake(config)
         self._reset_locked()
 
     def _reset_locked(self) -> None:
@@ -119,9 +122,10 @@ class EmulatorState:
         self._messages: dict[str, _SlidingCount] = {}
 
     def reset(self) -> None:
-        """Forget tokens, faults, accepted messages and counters (the config stays)."""
+        """Forget tokens, faults, accepted messages, batches and counters (the config stays)."""
         with self._lock:
             self._reset_locked()
+        self.lake.reset()
 
     def open(self) -> None:
         """Open the JSONL record file, if one is configured (appending: restarts keep history)."""
@@ -280,6 +284,27 @@ class EmulatorState:
                 messages.extend(entry.decode())
         return messages
 
+    def received(
+        self, inlet_id: str | None = None, since_ms: int | None = None, limit: int | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """
+        Accepted messages as ``{"inletId", "receivedTimeMs", "message"}``, in arrival order: those
+        received at or after ``since_ms``, the last ``limit`` of them; and how many there are in all.
+        """
+        with self._lock:
+            entries = [e for e in self._accepted if inlet_id is None or e.inlet_id == inlet_id]
+        total = sum(len(e.indexes) if e.indexes is not None else 1 for e in entries)
+        picked: list[dict[str, Any]] = []
+        for entry in reversed(entries):  # newest first, so a limit decodes only what it shows
+            if (since_ms is not None and entry.received_ms < since_ms) or (limit is not None and len(picked) >= limit):
+                break
+            wrapped = [
+                {"inletId": entry.inlet_id, "receivedTimeMs": entry.received_ms, "message": m} for m in entry.decode()
+            ]
+            picked.extend(reversed(wrapped))
+        picked = picked[:limit] if limit is not None else picked
+        return picked[::-1], total
+
     def stats(self) -> dict[str, Any]:
         with self._lock:
             requests = {ep: dict(by_status) for ep, by_status in self._requests.items()}
@@ -303,6 +328,8 @@ class EmulatorState:
         ):
             stats[name] = counters.get(name, 0)
         stats["accepted_by_inlet"] = by_inlet
+        # After the inlet: what asynchronous validation made of the accepted messages.
+        stats.update(self.lake.stats())
         return stats
 
 

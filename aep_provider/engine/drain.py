@@ -112,7 +112,13 @@ class DrainEngine:
             "cooperative" in strategy or self.consumer_conf.get("group.protocol") == "consumer"
         )
         self._stop = threading.Event()
-        self.summary = RunSummary(mode=self.planner.mode, interval=self.planner.describe())
+        self.summary = RunSummary(
+            mode=self.planner.mode,
+            interval=self.planner.describe(),
+            # Whose committed offsets the run's ranges continue (a replay commits to no group).
+            group_id=str(self.consumer_conf.get("group.id")) if self.planner.commit else None,
+            dlq_topic=self.config.dlq_topic,
+        )
         self._group = GroupWatcher(self.consumer_conf, timeout=min(self.config.kafka_timeout_seconds, 5.0))
         self._sections = LogSections(log)
         # Set when the run found nothing to read from offsets alone and did not join the group.
@@ -202,14 +208,22 @@ class DrainEngine:
             check_dead_letter_topic(
                 self.consumer_conf, self.config.dlq_topic, self.topics, timeout=self.config.kafka_timeout_seconds
             )
-        log.info(
-            "Draining %s from bootstrap.servers=%s group.id=%s: %d partition(s), %d record offset(s) up to the snapshot end",
-            ", ".join(self.topics),
-            self._bootstrap,
-            self.consumer_conf.get("group.id"),
-            len(state.snapshot),
-            sum(m.high - m.low for m in state.snapshot.values()),
-        )
+        # What the run reads is only known once the group assigns partitions: the "Assigned" line counts it.
+        if self._joins_group:
+            log.info(
+                "Draining %s from bootstrap.servers=%s group.id=%s: %d partition(s), end offsets snapshotted",
+                ", ".join(self.topics),
+                self._bootstrap,
+                self.consumer_conf.get("group.id"),
+                len(state.snapshot),
+            )
+        else:
+            log.info(
+                "Replaying %s from bootstrap.servers=%s: %d partition(s), read with assign() (no group joined, nothing committed)",
+                ", ".join(self.topics),
+                self._bootstrap,
+                len(state.snapshot),
+            )
 
     def _stages(self, consumer: Consumer, state: RunState, commits: OffsetCommits, pool: ThreadPoolExecutor) -> _Stages:
         settler = Settler(state, self.config.on_reject)
@@ -263,11 +277,14 @@ class DrainEngine:
                 self._wait_for_aep(stages, reading)
             if state.dlq:
                 state.dlq.poll()
-            # Settle what finished, then send: settled batches free their slots.
+            # Settle what finished and commit, then send. A batch's slot is free once its commit is
+            # confirmed: step() applies the answers the last poll brought, so sending after it uses
+            # those slots now (sending before it left them idle for up to a 100 ms wait: about a
+            # third of the throughput with 250 ms requests).
             in_flight.collect(only_done=True)
-            in_flight.dispatch(flush=got_all or not reading)
             # As soon as a prefix advances, asynchronously; coalesced while one commit is outstanding.
             stages.commits.step(stages.consumer)
+            in_flight.dispatch(flush=got_all or not reading)
             now = time.monotonic()
             if now >= next_progress:
                 log_progress(state.partitions.values(), now - started)

@@ -51,3 +51,9 @@ class ReplayError(DrainError):
     """A replay cannot do what its interval asks (bad interval, records gone to retention, cut short by a limit)."""
 
     retryable = False
+
+
+class FailedInAEPError(DrainError):
+    """AEP failed records it had accepted (failed batches) and the task asked to fail for that."""
+
+    retryable = False

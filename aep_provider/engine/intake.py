@@ -8,7 +8,7 @@ from typing import cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from aep_provider.engine.errors import KafkaSetupError, ReplayError
+from aep_provider.engine.errors import DrainError, KafkaSetupError, ReplayError
 from aep_provider.engine.payload import GuardedShaper, KafkaRecord
 from aep_provider.engine.settle import Settler
 from aep_provider.engine.state import PartitionState, RunState, TopicPartitionKey
@@ -91,14 +91,18 @@ class Intake:
         st.summary.records += 1
         state.taken += 1
         record = KafkaRecord.from_message(msg)
-        shaped = self.shaper.shape(record)
+        try:
+            shaped = self.shaper.shape(record)
+        except DrainError:
+            # Not the record's fault (its schema could not be read): the run fails, and the
+            # record, never sent, must not be committed past.
+            st.ledger.hold(offset)
+            raise
         if shaped.message is not None:
             st.ledger.queue.append((offset, shaped.message, record))
         elif shaped.skip:
             # Skipped by policy: nothing holds the commit at it.
-            if record.value is None:
-                state.summary.tombstones += 1
-            state.summary.skipped += 1
+            state.summary.add_skip(record.topic, record.partition, offset, tombstone=record.value is None)
         else:
             self.settler.reject(st, record, None, shaped.reject_reason or "rejected")
         state.check_complete(self.consumer, key, st)

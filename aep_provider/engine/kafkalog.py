@@ -55,9 +55,26 @@ class RepeatFilter(logging.Filter):
         return True
 
 
+#: Lines librdkafka logs as warnings about a state it waits out and retries by itself: a broker
+#: that just started (or moved a coordinator) answers "Coordinator load in progress" for a moment.
+#: Shown at INFO; if the state lasts, the request it delays times out and the run says so.
+_TRANSIENT = re.compile(r"Coordinator load in progress: retrying")
+
+
+class TransientFilter(logging.Filter):
+    """Lowers librdkafka's warnings about transient states it retries (:data:`_TRANSIENT`) to INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and _TRANSIENT.search(record.getMessage()):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 def kafka_logger() -> logging.Logger:
-    """The logger for librdkafka's lines, with its :class:`RepeatFilter` (added once)."""
+    """The logger for librdkafka's lines, with its :class:`TransientFilter` and :class:`RepeatFilter` (added once)."""
     logger = logging.getLogger(LOGGER_NAME)
+    if not any(isinstance(f, TransientFilter) for f in logger.filters):
+        logger.addFilter(TransientFilter())
     if not any(isinstance(f, RepeatFilter) for f in logger.filters):
         logger.addFilter(RepeatFilter())
     return logger

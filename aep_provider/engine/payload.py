@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aep_provider.aep.results import MAX_REQUEST_BYTES, batch_body_size
+from aep_provider.aep.xdm import XDMValidator
+from aep_provider.engine.errors import DrainError
 from aep_provider.engine.jsonvalue import check_object, decode_object
+from aep_provider.engine.validation import SchemaValidators
 
 XDM_CONTENT_TYPE = "application/vnd.adobe.xed-full+json;version=1"
 
@@ -124,6 +127,8 @@ class GuardedShaper:
     def shape(self, record: KafkaRecord) -> Shaped:
         try:
             shaped = self.inner.shape(record)
+        except DrainError:
+            raise  # not this record's fault (a schema that cannot be read): the run fails
         except Exception as err:
             return Shaped(reject_reason=f"shaping the record raised {type(err).__name__}: {str(err)[:200]}")
         if not isinstance(shaped, Shaped):
@@ -137,11 +142,23 @@ class GuardedShaper:
 
 
 class PassthroughShaper(PayloadShaper):
-    """The value already is a full AEP message (header + body): validated, then sent byte for byte."""
+    """
+    The value already is a full AEP message (header + body): validated, then sent byte for byte.
+
+    :param schemas: when given, each message's ``body.xdmEntity`` is also checked against the
+        schema its ``header.schemaRef.id`` names (local XDM validation).
+    """
+
+    def __init__(self, schemas: SchemaValidators | None = None) -> None:
+        self.schemas = schemas
 
     def encode(self, topic: str, partition: int, offset: int, value: bytes) -> bytes:
         """The message for a non-null value; ValueError says why the record is rejected."""
-        check_object(value)
+        if self.schemas is None:
+            check_object(value)
+        else:
+            # Validation needs the objects: orjson builds them and applies the same strict rules.
+            self.schemas.check_message(decode_object(value))
         # The validated original bytes join the batch body as is: no re-encoding cost.
         return _size_checked(value)
 
@@ -159,6 +176,7 @@ class XDMShaper(PayloadShaper):
     :param ims_org_id: the IMS org (``...@AdobeOrg``); None lets the inlet fill it in.
     :param flow_id: dataflow id, if any.
     :param source_name: ``header.source.name``, if any.
+    :param validator: when given, each record is checked against it (the dataset's schema).
     """
 
     def __init__(
@@ -169,6 +187,7 @@ class XDMShaper(PayloadShaper):
         ims_org_id: str | None = None,
         flow_id: str | None = None,
         source_name: str | None = None,
+        validator: XDMValidator | None = None,
     ) -> None:
         if not schema_id or not dataset_id:
             raise ValueError("payload='xdm' needs schema_id and dataset_id")
@@ -182,6 +201,7 @@ class XDMShaper(PayloadShaper):
             header["source"] = {"name": source_name}
         self._header = header
         self._schema_ref = schema_ref
+        self.validator = validator
         # The envelope around the entity never changes: encoded once, so each record only costs
         # a parse (the validation) and a concatenation.
         self._prefix = (
@@ -195,6 +215,8 @@ class XDMShaper(PayloadShaper):
     def encode(self, topic: str, partition: int, offset: int, value: bytes) -> bytes:
         """The message for a non-null value; ValueError says why the record is rejected."""
         entity = decode_object(value)
+        if self.validator is not None:
+            self.validator.check(entity)
         if "_id" not in entity:
             # Insert the id right after the entity's opening brace (the first non-blank byte of a
             # valid object) instead of re-encoding it: the record's own bytes, numbers and
@@ -253,16 +275,19 @@ def make_shaper(
     ims_org_id: str | None = None,
     flow_id: str | None = None,
     source_name: str | None = None,
+    schemas: SchemaValidators | None = None,
 ) -> PayloadShaper:
     """
     Build the shaper for the ``payload`` option.
 
     :param payload: ``"passthrough"``, ``"xdm"``, a callable, or a dotted path to one.
+    :param schemas: local XDM validation (None: none). With ``"xdm"`` it must hold ``schema_id``;
+        a payload callable's messages are not validated.
     """
     if callable(payload):
         return CallableShaper(payload)
     if payload == "passthrough":
-        return PassthroughShaper()
+        return PassthroughShaper(schemas)
     if payload == "xdm":
         return XDMShaper(
             schema_id=schema_id or "",
@@ -270,6 +295,7 @@ def make_shaper(
             ims_org_id=ims_org_id,
             flow_id=flow_id,
             source_name=source_name,
+            validator=schemas.get(schema_id or "") if schemas is not None else None,
         )
     if isinstance(payload, str):
         return CallableShaper(import_callable(payload))

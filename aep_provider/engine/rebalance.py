@@ -203,8 +203,10 @@ class Rebalancer:
         if deferred:
             state.pause(consumer, deferred)
         log.info(
-            "Assigned %s",
-            ", ".join(f"{p.topic}[{p.partition}] {p.start}->{p.end}" for p in plans) or "no partitions",
+            "Assigned %d record offset(s) in %d partition(s): %s",
+            sum(max(0, p.end - p.start) for p in plans),
+            len(plans),
+            ", ".join(f"{p.topic}[{p.partition}] {p.start}->{p.end}" for p in plans) or "none",
         )
         for plan in plans:
             if plan.start >= plan.end:

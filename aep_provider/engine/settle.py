@@ -10,7 +10,7 @@ from aep_provider.engine.config import OnReject
 from aep_provider.engine.errors import DrainError, RecordRejectedError
 from aep_provider.engine.payload import KafkaRecord, as_record
 from aep_provider.engine.state import PartitionState, RunState, TopicPartitionKey
-from aep_provider.engine.summary import MAX_REJECTION_SAMPLES, shorten
+from aep_provider.engine.summary import DEAD_LETTERED, MAX_REJECTION_SAMPLES, REJECTED, SKIPPED, shorten
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,9 @@ class Settler:
     def reject(self, st: PartitionState, record: KafkaRecord, status: int | None, reason: str) -> None:
         """A record AEP (or the shaper) refused: dead-letter it, skip it, or stop reading at it."""
         summary = self.state.summary
-        summary.add_rejection(record.topic, record.partition, record.offset, status, reason)
+        dlq = self.state.dlq
+        outcome = DEAD_LETTERED if dlq is not None else SKIPPED if self.on_reject is OnReject.SKIP else REJECTED
+        summary.add_rejection(record.topic, record.partition, record.offset, status, reason, outcome)
         where = st.where(record.offset)
         shown = f"status {status}: {shorten(reason)}" if status is not None else shorten(reason)
         # The first rejections get a line each; past that they are only counted (the closing
@@ -115,7 +117,6 @@ class Settler:
                 "(see the totals at the end of the run)",
                 MAX_REJECTION_SAMPLES,
             )
-        dlq = self.state.dlq
         if dlq is not None:
             if listed:
                 log.warning("Record %s rejected (%s); writing it to dead-letter topic %r", where, shown, dlq.topic)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -16,6 +17,16 @@ MAX_PARTITION_LINES = 50
 #: Reasons can echo record contents: samples keep only this much of them.
 MAX_REASON_CHARS = 200
 
+#: How local XDM validation ends each violation in a reason (``aep_provider.aep.xdm``).
+_XDM_RULE = re.compile(r"\(XDM (\w+)\)")
+#: Offset ranges of records settled without being delivered (dead-lettered, skipped, rejected)
+#: kept per partition and per run: what "where is this record?" reads; bounded for the XCom.
+MAX_MARKS_PER_PARTITION = 64
+MAX_MARKS_PER_RUN = 1024
+
+#: Kinds of :attr:`PartitionSummary.marks`.
+DEAD_LETTERED, SKIPPED, REJECTED = "dead_lettered", "skipped", "rejected"
+
 
 def shorten(text: str | None, limit: int = MAX_REASON_CHARS) -> str:
     """``text`` cut to ``limit`` characters (with "..." when cut)."""
@@ -26,10 +37,15 @@ def shorten(text: str | None, limit: int = MAX_REASON_CHARS) -> str:
 def reason_class(status: int | None, reason: str) -> str:
     """
     A short, stable label for counting rejections: ``"AEP 400"`` for AEP's per-message answers,
-    else what the record's own check found (``"invalid JSON"``, ``"not UTF-8"``, ``"over 1 MB"``, ...).
+    ``"XDM <rule>"`` for local XDM validation (the first violation's rule: ``XDM enum``,
+    ``XDM required``, ...), else what the record's own check found (``"invalid JSON"``,
+    ``"not UTF-8"``, ``"over 1 MB"``, ...).
     """
     if status is not None:
         return f"AEP {status}"
+    xdm = _XDM_RULE.search(reason)
+    if xdm:
+        return f"XDM {xdm.group(1)}"
     for marker, label in (
         ("not valid UTF-8", "not UTF-8"),
         ("not valid JSON", "invalid JSON"),
@@ -103,6 +119,12 @@ class PartitionSummary:
     :param replayed: read by a replay, which commits nothing: ``start``/``end`` is the offset
         range scanned, ``send_until`` the group's committed offset (records past it were left to
         the live drain), and lag is not this run's to report.
+    :param marks: records settled without being delivered, as ``[start, end, kind, label]``
+        offset ranges (end exclusive; kind :data:`DEAD_LETTERED`, :data:`SKIPPED` or
+        :data:`REJECTED`; label the reason class): every other offset of ``[start, committed)``
+        was delivered. Adjacent offsets of one kind and label share a range.
+    :param marks_cut_at: set when the bound on ranges was reached: from this offset on, records
+        settled without being delivered are counted, not located.
     """
 
     topic: str
@@ -119,6 +141,27 @@ class PartitionSummary:
     filtered_by_timestamp: int = 0
     left_to_live_drain: int = 0
     retention_note: str | None = None
+    marks: list[list[Any]] = field(default_factory=list)
+    marks_cut_at: int | None = None
+
+    def mark(self, offset: int, kind: str, label: str, room: bool = True) -> bool:
+        """
+        Locate one record settled without being delivered; False when no range was added
+        (joined to the previous one, or the bound was reached: see :attr:`marks_cut_at`).
+
+        :param room: False when the run's bound on ranges is reached.
+        """
+        last = self.marks[-1] if self.marks else None
+        if last is not None and last[1] == offset and last[2] == kind and last[3] == label:
+            last[1] = offset + 1
+            return False
+        if self.marks_cut_at is not None and offset >= self.marks_cut_at:
+            return False
+        if not room or len(self.marks) >= MAX_MARKS_PER_PARTITION:
+            self.marks_cut_at = offset if self.marks_cut_at is None else min(self.marks_cut_at, offset)
+            return False
+        self.marks.append([offset, offset + 1, kind, label])
+        return True
 
     @property
     def lag(self) -> int:
@@ -173,11 +216,26 @@ class RunSummary:
     partitions: dict[str, PartitionSummary] = field(default_factory=dict)
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     rejection_samples: list[RejectionSample] = field(default_factory=list)
+    #: local XDM validation: ``{"enabled": bool, "schemas": [{"id", "version"}]}``.
+    xdm_validation: dict[str, Any] = field(default_factory=lambda: {"enabled": False, "schemas": []})
+    #: records AEP accepted, then failed (failed batches), not reported by an earlier run.
+    failed_in_aep: int = 0
+    failed_in_aep_by_reason: dict[str, int] = field(default_factory=dict)
+    failed_in_aep_samples: list[dict[str, Any]] = field(default_factory=list)
+    #: whether the failed batches were checked: ``{"status", "detail", "datasets", "new_failed_batches"}``.
+    failed_in_aep_check: dict[str, Any] = field(
+        default_factory=lambda: {"status": "skipped", "detail": "not checked", "datasets": [], "new_failed_batches": 0}
+    )
+    #: the consumer group whose offsets the run read and committed (None for a replay).
+    group_id: str | None = None
+    #: where rejected records went (None: no dead-letter topic).
+    dlq_topic: str | None = None
 
     def __post_init__(self) -> None:
         # Each inlet request's duration; kept out of the dataclass fields (and so out of
         # asdict()): the XCom carries only the figures of :meth:`request_seconds`.
         self._request_durations: list[float] = []
+        self._marks = 0
 
     def add_request_durations(self, seconds: Sequence[float]) -> None:
         """Record the duration of inlet requests (one per HTTP request, retries included)."""
@@ -187,19 +245,47 @@ class RunSummary:
         """Inlet request latency: count, mean, p50, p95, max in seconds (see :func:`latency_figures`)."""
         return latency_figures(self._request_durations)
 
+    def add_aep_failures(self, found: dict[str, Any]) -> None:
+        """Take the ``failed_in_aep*`` keys of a failure check (:meth:`FailureReport.summary`)."""
+        self.failed_in_aep = int(found["failed_in_aep"])
+        self.failed_in_aep_by_reason = dict(found["failed_in_aep_by_reason"])
+        self.failed_in_aep_samples = list(found["failed_in_aep_samples"])
+        self.failed_in_aep_check = dict(found["failed_in_aep_check"])
+
     def partition(self, topic: str, partition: int) -> PartitionSummary | None:
         return self.partitions.get(f"{topic}[{partition}]")
 
     def add_partition(self, summary: PartitionSummary) -> PartitionSummary:
         return self.partitions.setdefault(f"{summary.topic}[{summary.partition}]", summary)
 
-    def add_rejection(self, topic: str, partition: int, offset: int, status: int | None, reason: str) -> None:
-        """Count one rejected record by reason class and keep it as a sample while there is room."""
+    def add_rejection(
+        self, topic: str, partition: int, offset: int, status: int | None, reason: str, outcome: str | None = None
+    ) -> None:
+        """
+        Count one rejected record by reason class and keep it as a sample while there is room.
+
+        :param outcome: where the record went (:data:`DEAD_LETTERED`, :data:`SKIPPED` or
+            :data:`REJECTED`), located in its partition's :attr:`PartitionSummary.marks`.
+        """
         self.rejected += 1
         label = reason_class(status, reason)
         self.rejected_by_reason[label] = self.rejected_by_reason.get(label, 0) + 1
         if len(self.rejection_samples) < MAX_REJECTION_SAMPLES:
             self.rejection_samples.append(RejectionSample(topic, partition, offset, status, shorten(reason)))
+        if outcome is not None:
+            self.add_mark(topic, partition, offset, outcome, label)
+
+    def add_skip(self, topic: str, partition: int, offset: int, tombstone: bool) -> None:
+        """Count one record skipped by policy (a tombstone, or the payload callable returned None) and locate it."""
+        self.skipped += 1
+        self.tombstones += tombstone
+        self.add_mark(topic, partition, offset, SKIPPED, "tombstone" if tombstone else "payload returned None")
+
+    def add_mark(self, topic: str, partition: int, offset: int, kind: str, label: str) -> None:
+        """Locate a record settled without being delivered (bounded per partition and per run)."""
+        p = self.partition(topic, partition)
+        if p is not None and p.mark(offset, kind, label, room=self._marks < MAX_MARKS_PER_RUN):
+            self._marks += 1
 
     @property
     def lag(self) -> int:
@@ -226,13 +312,22 @@ class RunSummary:
             data["lag"] = self.lag
             data["topic_lag"] = self.topic_lag
             data["lost_to_retention"] = self.lost_to_retention
-        data["partitions"] = {
-            key: _without(
-                {**asdict(p), "lag": p.lag, "topic_lag": p.topic_lag},
-                _DRAIN_ONLY_PARTITION_KEYS if replay else _REPLAY_PARTITION_KEYS,
-            )
-            for key, p in sorted(self.partitions.items())
-        }
+        data["partitions"] = {key: self._partition_dict(p, replay) for key, p in sorted(self.partitions.items())}
+        return data
+
+    @staticmethod
+    def _partition_dict(p: PartitionSummary, replay: bool) -> dict[str, Any]:
+        data = _without(
+            {**asdict(p), "lag": p.lag, "topic_lag": p.topic_lag},
+            _DRAIN_ONLY_PARTITION_KEYS if replay else _REPLAY_PARTITION_KEYS,
+        )
+        # A clean partition's entry stays as it was: the location keys only when there is something to locate.
+        if p.marks:
+            data["marks"] = sorted(p.marks)
+        else:
+            del data["marks"]
+        if p.marks_cut_at is None:
+            del data["marks_cut_at"]
         return data
 
     def interval_text(self) -> str:

@@ -14,6 +14,7 @@ from airflow.sdk.log import mask_secret
 from aep_provider.aep.errors import AEPConfigError, AEPError
 from aep_provider.aep.inlet import DEFAULT_INLET_URL, InletClient
 from aep_provider.aep.options import EXTRAS
+from aep_provider.aep.platform import PlatformClient
 from aep_provider.aep.results import BatchResult
 from aep_provider.aep.settings import AEPSettings
 
@@ -61,6 +62,7 @@ class AEPStreamingHook(BaseHook):
         # The engine sends from several threads: they must share one client (one token, one pool).
         self._client_lock = threading.Lock()
         self._client: InletClient | None = None
+        self._platform: PlatformClient | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(aep_conn_id={self.aep_conn_id!r})"
@@ -107,6 +109,17 @@ class AEPStreamingHook(BaseHook):
                 self._client = self.settings.create_client(on_token=mask_secret)
             return self._client
 
+    def get_platform_client(self) -> PlatformClient:
+        """
+        The connection's :class:`PlatformClient` (Catalog, Schema Registry, Data Access on ``platform_url``),
+        sharing the inlet client's session and token; built once per hook.
+        """
+        client = self.get_client()
+        with self._client_lock:
+            if self._platform is None:
+                self._platform = self.settings.create_platform_client(client)
+            return self._platform
+
     def get_conn(self) -> InletClient:
         """Airflow's usual name for :meth:`get_client`."""
         return self.get_client()
@@ -149,6 +162,7 @@ class AEPStreamingHook(BaseHook):
         """Close the client's pooled connections (the hook can be used again after)."""
         with self._client_lock:
             client, self._client = self._client, None
+            self._platform = None
         if client is not None:
             client.close()
 

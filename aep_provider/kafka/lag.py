@@ -122,7 +122,8 @@ def read_group_lag(
     read_committed = str(consumer_conf.get("isolation.level", "read_committed")).lower() != "read_uncommitted"
     isolation = IsolationLevel.READ_COMMITTED if read_committed else IsolationLevel.READ_UNCOMMITTED
     bootstrap = consumer_conf.get("bootstrap.servers", "?")
-    admin = admin or AdminClient(client_config(consumer_conf))
+    if admin is None:  # not `admin or ...`: an AdminClient has a length (its queue), 0 when idle
+        admin = AdminClient(client_config(consumer_conf))
 
     try:
         metadata = admin.list_topics(timeout=timeout)

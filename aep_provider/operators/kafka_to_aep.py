@@ -20,7 +20,7 @@ from aep_provider.engine.config import (
     validate_timeouts,
 )
 from aep_provider.engine.drain import DrainEngine
-from aep_provider.engine.errors import DrainError
+from aep_provider.engine.errors import DrainError, FailedInAEPError
 from aep_provider.engine.payload import make_shaper
 from aep_provider.engine.replay import ReplayPlanner, parse_scope
 from aep_provider.engine.summary import RunSummary
@@ -28,6 +28,7 @@ from aep_provider.exceptions import AEPConfigurationError, task_error
 from aep_provider.hooks.aep import AEPStreamingHook
 from aep_provider.kafka.connection import kafka_connection_config
 from aep_provider.links.aep import AEPDatasetLink
+from aep_provider.operators.aep_checks import report_aep_failures, xdm_validators
 from aep_provider.operators.arguments import default, docstring, template_fields
 from aep_provider.operators.run_mode import replay_window, validate_mode
 
@@ -105,6 +106,8 @@ class KafkaToAEPOperator(BaseOperator):
         replay_end: str | None = default("replay_end"),
         replay_scope: str | None = default("replay_scope"),
         replay_lateness_seconds: float = default("replay_lateness_seconds"),
+        validate_xdm: bool = default("validate_xdm"),
+        fail_on_aep_failures: bool = default("fail_on_aep_failures"),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -142,6 +145,8 @@ class KafkaToAEPOperator(BaseOperator):
         self.replay_end = replay_end
         self.replay_scope = replay_scope
         self.replay_lateness_seconds = replay_lateness_seconds
+        self.validate_xdm = bool(validate_xdm)
+        self.fail_on_aep_failures = bool(fail_on_aep_failures)
         self.topics = topics
         self.kafka_config_id = kafka_config_id
         self.aep_conn_id = aep_conn_id
@@ -290,6 +295,13 @@ class KafkaToAEPOperator(BaseOperator):
             planner = ReplayPlanner(window, consumer_conf, timeout=config.kafka_timeout_seconds)
         hook = AEPStreamingHook(aep_conn_id=self.aep_conn_id, inlet_id=self.inlet_id or None)
         try:
+            schemas = xdm_validators(
+                hook,
+                payload=self.payload,
+                dataset_id=self.dataset_id,
+                schema_id=self.schema_id,
+                validate=self.validate_xdm,
+            )
             shaper = make_shaper(
                 self.payload,
                 schema_id=self.schema_id,
@@ -297,6 +309,7 @@ class KafkaToAEPOperator(BaseOperator):
                 ims_org_id=hook.ims_org_id if self.payload == "xdm" else None,
                 flow_id=self.flow_id,
                 source_name=self.source_name,
+                schemas=schemas,
             )
             self._engine = DrainEngine(
                 consumer_conf=consumer_conf,
@@ -306,7 +319,19 @@ class KafkaToAEPOperator(BaseOperator):
                 shaper=shaper,
                 planner=planner,
             )
-            return self._run_engine(self._engine).to_dict()
+            summary = self._run_engine(self._engine)
+            summary.xdm_validation = {"enabled": schemas is not None, "schemas": schemas.schemas() if schemas else []}
+            report = report_aep_failures(
+                hook, summary, dataset_id=self.dataset_id, context=context, dag_id=self.dag_id, task_id=self.task_id
+            )
+            if self.fail_on_aep_failures and report.failed_in_aep:
+                raise FailedInAEPError(
+                    f"AEP failed {report.failed_in_aep} record(s) it had accepted (failed batches of dataset "
+                    f"{self.dataset_id!r}, not reported before; by reason: {report.failed_in_aep_reasons()}). "
+                    "They were delivered and committed: fix the producer or the schema and re-send them "
+                    "(a replay), or set fail_on_aep_failures=False to only report them."
+                )
+            return summary.to_dict()
         finally:
             hook.close()
 

@@ -26,7 +26,17 @@ from aep_provider.assets import aep as aep_assets
 log = logging.getLogger(__name__)
 
 #: Counters copied from the run summary into run facets and asset event extras.
-COUNT_KEYS = ("delivered", "rejected", "dead_lettered", "skipped", "requests", "retries", "throttled", "bytes")
+COUNT_KEYS = (
+    "delivered",
+    "rejected",
+    "dead_lettered",
+    "skipped",
+    "requests",
+    "retries",
+    "throttled",
+    "bytes",
+    "failed_in_aep",
+)
 
 
 def kafka_namespace(bootstrap_servers: str) -> str:
@@ -133,7 +143,7 @@ def collect_hook_lineage(context: Any, bootstrap_servers: str, topics: Sequence[
 @cache
 def _run_facet_class() -> type:
     """A custom OpenLineage run facet with the run's counters (built on first use: OpenLineage is optional)."""
-    from attrs import define
+    from attrs import define, field
     from openlineage.client.facet_v2 import RunFacet
 
     @define
@@ -150,6 +160,10 @@ def _run_facet_class() -> type:
         bytes: int
         lag: int
         stoppedBy: str
+        #: records AEP accepted, then failed (failed batches), first reported by this run.
+        failedInAep: int = 0
+        #: those records by reason.
+        failedInAepByReason: dict = field(factory=dict)
 
     return AEPDrainRunFacet
 
@@ -194,5 +208,7 @@ def openlineage_facets(
             bytes=c["bytes"],
             lag=int(summary.get("lag") or 0),
             stoppedBy=str(summary.get("stopped_by")),
+            failedInAep=c["failed_in_aep"],
+            failedInAepByReason=dict(summary.get("failed_in_aep_by_reason") or {}),
         )
     return OperatorLineage(inputs=inputs, outputs=outputs, run_facets=run_facets)

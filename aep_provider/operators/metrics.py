@@ -29,6 +29,8 @@ RUN_COUNTERS: dict[str, str] = {
     "retries": f"{PREFIX}.retries",
     "throttled": f"{PREFIX}.throttled",
     "bytes": f"{PREFIX}.bytes",
+    # Records AEP accepted, then failed (its failed batches), first reported by this run.
+    "failed_in_aep": f"{PREFIX}.records.failed_in_aep",
 }
 RUNS = f"{PREFIX}.runs"
 RUN_DURATION = f"{PREFIX}.run_duration"

@@ -8,6 +8,7 @@ from typing import Any
 
 from aep_provider.engine.errors import ReplayError
 from aep_provider.engine.replay import ReplayScope, ReplayWindow
+from aep_provider.operators.manual_interval import interval_set_by_hand
 
 #: Values of the operator's ``mode`` argument.
 MODES = ("auto", "drain", "replay")
@@ -54,7 +55,8 @@ def replay_window(
 
     - ``mode="drain"``: always a drain.
     - An explicit interval makes the run a replay of it, whatever the run type.
-    - ``mode="auto"``: a ``backfill`` run replays its data interval; every other run drains.
+    - ``mode="auto"``: a ``backfill`` run replays its data interval, and so does a manual run whose
+      interval was set by hand in the Trigger form; every other run drains.
     - ``mode="replay"``: every run replays its data interval.
 
     One rule for ``replay_start``, ``replay_end`` and ``replay_scope``: the operator's argument
@@ -87,7 +89,7 @@ def replay_window(
         source = f"the requested replay interval ({CONF_START}/{CONF_END})"
     else:
         run_type = _run_type(dag_run)
-        if mode == "auto" and run_type != "backfill":
+        if mode == "auto" and run_type != "backfill" and not interval_set_by_hand(context):
             return None
         start, end = context.get("data_interval_start"), context.get("data_interval_end")
         if start is None or end is None:

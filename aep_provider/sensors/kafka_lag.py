@@ -107,12 +107,12 @@ class KafkaLagSensor(BaseSensorOperator):
         lag = self.read_lag()
         done = lag.total >= self._min_lag
         self.log.info(
-            "Group %r lag on %s: %d (%s); waiting for %d",
+            "Group %r lag on %s: %d (%s); %s",
             lag.group_id,
             ", ".join(self._topics),
             lag.total,
             ", ".join(f"{topic}={n}" for topic, n in sorted(lag.by_topic().items())),
-            self._min_lag,
+            f"at least {self._min_lag}: done" if done else f"below {self._min_lag}: waiting",
         )
         return PokeReturnValue(is_done=done, xcom_value=lag.to_dict() if done else None)
 

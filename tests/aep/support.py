@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from aep_provider.aep import AEPSettings, InletClient
+from aep_provider.aep.platform import PlatformClient
 from aep_provider.emulator import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_IMS_ORG_ID, DEFAULT_INLET_ID
 
 SCHEMA = {
@@ -51,6 +52,7 @@ def settings_for(url: str, **overrides: Any) -> AEPSettings:
         "inlet_id": DEFAULT_INLET_ID,
         "inlet_url": url,
         "ims_url": url,
+        "platform_url": url,
         "client_id": DEFAULT_CLIENT_ID,
         "client_secret": DEFAULT_CLIENT_SECRET,
         "ims_org_id": DEFAULT_IMS_ORG_ID,
@@ -62,6 +64,12 @@ def settings_for(url: str, **overrides: Any) -> AEPSettings:
 
 def client_for(url: str, *, on_token: Callable[[str], None] | None = None, **overrides: Any) -> InletClient:
     return settings_for(url, **overrides).create_client(on_token=on_token)
+
+
+def platform_for(url: str, **overrides: Any) -> PlatformClient:
+    """A Platform client on ``url`` sharing a fresh inlet client's session and token."""
+    settings = settings_for(url, **overrides)
+    return settings.create_platform_client(settings.create_client())
 
 
 def closed_port() -> int:

@@ -19,7 +19,7 @@ def test_every_case_moves_exactly_its_events(kafka_bootstrap, tmp_path):
     argv = [
         "--bootstrap", kafka_bootstrap, "--events", "1200", "--partitions", "3", "--message-bytes", "300",
         "--repeat", "1", "--peer-batch", "100", "--latency-ms", "5", "--latency-events", "400",
-        "--throttled-events", "400", "--timeout", "120", "--json-out", str(out), "--write", str(report),
+        "--throttled-events", "400", "--validation-events", "400", "--timeout", "120", "--json-out", str(out), "--write", str(report),
     ]  # fmt: skip
     assert compare.main(argv) == 0
     document = json.loads(out.read_text())
@@ -34,6 +34,10 @@ def test_every_case_moves_exactly_its_events(kafka_bootstrap, tmp_path):
         ("latency", "peer"): 400,
         ("latency", "ours"): 400,
         ("throttled", "ours"): 400,
+        ("validation off (xdm)", "ours"): 400,
+        ("validation on (xdm)", "ours"): 400,
+        ("validation off (passthrough)", "ours"): 400,
+        ("validation on (passthrough)", "ours"): 400,
     }
     by_case = {(r["label"], r["case"]): r for r in document["runs"]}
     # Only the cases that send make requests; 1,200 events in batches of at most 100 is at least 12.
@@ -51,5 +55,7 @@ def test_every_case_moves_exactly_its_events(kafka_bootstrap, tmp_path):
         "throttled/ours",
         "memory 4N/ours",
         "empty/ours",
+        "validation on (xdm)/ours",
+        "CPU per run, validation on / off (xdm, 1 KB records)",
     ):
         assert name in text

@@ -3,59 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
 
 from aep_provider.emulator import Fault
+from tests.dags.support import run_dag
 from tests.engine.support import committed, message, produce, produce_values, received
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
-
-DAG_TEMPLATE = """
-from datetime import timedelta
-
-import pendulum
-from airflow.sdk import DAG
-
-from aep_provider.operators.kafka_to_aep import KafkaToAEPOperator
-
-with DAG(
-    dag_id={dag_id!r},
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-) as dag:
-    KafkaToAEPOperator(
-        task_id="drain",
-        topics={topic!r},
-        kafka_config_id={kafka_conn!r},
-        aep_conn_id={aep_conn!r},
-        retries={retries},
-        retry_delay=timedelta(seconds=1),
-        {extra}
-    )
-"""
-
-
-def _run_dag(airflow_db: str, topic: str, kafka_conn: str, aep_conn: str, extra: str = "", retries: int = 1):
-    """Write a one-task DAG into the dags-folder bundle, run it with dag.test(), return (dag_run, ti)."""
-    import importlib.util
-
-    dag_id = f"aep_fault_{uuid.uuid4().hex[:8]}"
-    bundle = Path(airflow_db) / "dags"
-    bundle.mkdir(exist_ok=True)
-    path = bundle / f"{dag_id}.py"
-    path.write_text(
-        DAG_TEMPLATE.format(
-            dag_id=dag_id, topic=topic, kafka_conn=kafka_conn, aep_conn=aep_conn, extra=extra, retries=retries
-        )
-    )
-    spec = importlib.util.spec_from_file_location(dag_id, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    dag_run = module.dag.test()
-    return dag_run, dag_run.get_task_instance("drain")
 
 
 def test_aep_down_is_retried_by_airflow_and_leaves_a_summary(
@@ -66,7 +21,7 @@ def test_aep_down_is_retried_by_airflow_and_leaves_a_summary(
     aep_emulator.inject(Fault(status=503, count=None, endpoint="batch"))
     aep_conn = make_aep_conn(aep_emulator.url, retry_deadline_seconds=1)
 
-    dag_run, ti = _run_dag(airflow_db, topic, make_kafka_conn(), aep_conn)
+    dag_run, ti = run_dag(airflow_db, topic, make_kafka_conn(), aep_conn)
 
     assert ti.state == "failed" and dag_run.state == "failed"
     assert ti.try_number == 2  # retryable: Airflow ran it again (retries=1) before giving up
@@ -83,7 +38,7 @@ def test_a_rejected_record_under_on_reject_fail_is_not_retried(
     produce_values(kafka_bootstrap, topic, values)
     group = f"g-{uuid.uuid4().hex[:10]}"
 
-    dag_run, ti = _run_dag(airflow_db, topic, make_kafka_conn(group_id=group), aep_conn_id, 'on_reject="fail",')
+    dag_run, ti = run_dag(airflow_db, topic, make_kafka_conn(group_id=group), aep_conn_id, 'on_reject="fail",')
 
     assert ti.state == "failed" and dag_run.state == "failed"
     assert ti.try_number == 1  # AirflowFailException: retries do not apply
@@ -102,7 +57,7 @@ def test_execution_timeout_stops_cleanly_commits_and_pushes_the_summary(
     aep_emulator.inject(Fault(delay_seconds=0.2, count=None, endpoint="batch"))  # far longer than the timeout
     group = f"g-{uuid.uuid4().hex[:10]}"
 
-    dag_run, ti = _run_dag(
+    dag_run, ti = run_dag(
         airflow_db,
         topic,
         make_kafka_conn(group_id=group),

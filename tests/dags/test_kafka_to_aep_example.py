@@ -32,8 +32,16 @@ def test_example_dag_shape():
     assert (task.kafka_config_id, task.aep_conn_id) == ("kafka_default", "aep_default")
     assert dag.params["topic"] == "aep.events" and dag.params["dlq_topic"] == "aep.events.dlq"
     assert task.max_run_seconds < 300
-    assert dag.params["replay_start"] is None and dag.params["replay_scope"] == "handed_over"
+    # The form's way to replay is its own Data Interval section (both ends or none, Airflow checks it).
+    assert "replay_start" not in dag.params and dag.params["replay_scope"] == "handed_over"
     assert "Re-send a past interval" in dag.doc_md
+    # Monitoring shows on the shipped stack: the dataset the sample events name, as an aep:// outlet.
+    from scripts.sample_events import DEFAULT_DATASET_ID, EMULATOR_IMS_ORG_ID
+
+    assert task.dataset_id == DEFAULT_DATASET_ID
+    assert [o.uri for o in task.outlets] == [
+        f"aep://{EMULATOR_IMS_ORG_ID.split('@')[0]}/prod/datasets/{DEFAULT_DATASET_ID}"
+    ]
 
 
 @pytest.mark.integration
@@ -66,7 +74,7 @@ def test_example_dag_runs_green_with_dag_test(
     summary = ti.xcom_pull(task_ids="drain_aep_events")
     assert summary["delivered"] == 300 and summary["lag"] == 0
 
-    # A manual run with replay_start/replay_end (the Trigger form's params) replays that interval:
+    # A manual run with replay_start/replay_end in its conf (REST API, CLI) replays that interval:
     # the same records again, and the group's offsets stay where the drain left them.
     aep_emulator.reset()
     time.sleep(1.1)

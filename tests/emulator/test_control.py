@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import requests
@@ -31,6 +32,32 @@ def test_accepted_and_stats_over_http_match_in_process(aep_emulator, remote, inl
     assert remote.accepted("other") == []
     assert remote.stats() == aep_emulator.stats()
     assert remote.stats()["requests"]["batch"] == {"207": 1}
+
+
+def test_accepted_over_http_takes_since_and_limit_and_shows_when_each_arrived(aep_emulator, remote, inlet):
+    before = int(time.time() * 1000)
+    inlet.batch([xdm({"_id": "1"}), xdm({"_id": "2"})])
+    time.sleep(0.01)
+    middle = int(time.time() * 1000)
+    inlet.batch([xdm({"_id": "3"}), {}, xdm({"_id": "4"}), xdm({"_id": "5"})])
+    after = int(time.time() * 1000) + 1
+
+    def ids(**params: str) -> tuple[list[str], int, int]:
+        answer = requests.get(f"{aep_emulator.url}/emulator/accepted", params=params, timeout=10).json()
+        return [m["message"]["body"]["xdmEntity"]["_id"] for m in answer["messages"]], answer["count"], answer["total"]
+
+    assert ids() == (["1", "2", "3", "4", "5"], 5, 5)
+    assert ids(since=str(middle)) == (["3", "4", "5"], 3, 5)
+    assert ids(limit="2") == (["4", "5"], 2, 5)  # the last two, in arrival order
+    assert ids(since=str(before), limit="4") == (["2", "3", "4", "5"], 4, 5)
+    assert ids(since=str(after)) == ([], 0, 5)
+    received = remote.received(since_ms=middle)
+    assert [(r["inletId"], before <= r["receivedTimeMs"] < after) for r in received] == [("emulator-inlet", True)] * 3
+    assert received[0]["receivedTimeMs"] >= middle
+    assert remote.received(limit=1) == aep_emulator.received(limit=1)
+    for bad in ({"since": "yesterday"}, {"limit": "-1"}):
+        answer = requests.get(f"{aep_emulator.url}/emulator/accepted", params=bad, timeout=10)
+        assert answer.status_code == 400 and "must be a whole number" in answer.json()["error"]
 
 
 def test_inject_faults_over_http(remote, inlet):

@@ -53,6 +53,14 @@ def test_endpoint_selector(inlet, aep_emulator):
     assert inlet.single(xdm()).status_code == 200
 
 
+def test_a_fault_targets_the_next_batch_by_default_not_the_next_token_request(aep_emulator):
+    aep_emulator.inject(Fault(status=503))
+    inlet = Inlet(aep_emulator)  # requests a token first
+    assert inlet.single(xdm()).status_code == 200
+    assert inlet.batch([xdm()]).status_code == 503
+    assert aep_emulator.stats()["requests"]["token"] == {"200": 1}
+
+
 def test_token_endpoint_fault_uses_oauth_error_body(aep_emulator):
     aep_emulator.inject(Fault(status=503, endpoint="token", count=1, retry_after=3))
     failed = request_token(aep_emulator.url)
@@ -122,7 +130,7 @@ def test_reject_indexes_fails_those_messages_only(inlet, aep_emulator):
 
 
 def test_reject_if_contains_with_retryable_status(inlet, aep_emulator):
-    aep_emulator.inject(Fault(reject_if_contains="poison", count=None, message_status=503))
+    aep_emulator.inject(Fault(reject_if_contains="poison", count=None, message_status=503, endpoint="any"))
     entries = inlet.batch([xdm({"_id": "ok"}), xdm({"_id": "poison-pill"})]).json()["responses"]
     assert "xactionId" in entries[0]
     assert entries[1]["statusCode"] == 503

@@ -132,3 +132,18 @@ def inlet_client(emulator: AEPEmulator, *, deadline: float = 10.0, max_attempts:
         rate_limiter=RateLimiter(None, None),
         timeout=(2.0, 5.0),
     )
+
+
+def dead_letters(bootstrap: str, topic: str, count: int, *, timeout: float = 10.0) -> list[Any]:
+    """The first ``count`` records of dead-letter topic ``topic`` (partition 0); fails if fewer arrive."""
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": f"r-{uuid.uuid4().hex[:8]}"})
+    reader.assign([TopicPartition(topic, 0, 0)])
+    found = []
+    try:
+        while len(found) < count:
+            msg = reader.poll(timeout)
+            assert msg is not None and msg.error() is None, f"{len(found)} of {count} dead letters in {topic}"
+            found.append(msg)
+    finally:
+        reader.close()
+    return found

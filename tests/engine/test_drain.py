@@ -234,6 +234,15 @@ def test_poison_records_go_to_the_dlq_with_reasons_and_the_run_goes_on(
     assert received(aep_emulator) == {0: [0, 1, 2]}
     assert (summary.delivered, summary.rejected, summary.dead_lettered, summary.tombstones) == (3, 4, 4, 1)
     assert committed(kafka_bootstrap, conf["group.id"], poison_topic, 1) == {0: 8}
+    # Where each record went, as offset ranges: what "where is this record?" reads from the history.
+    assert summary.to_dict()["partitions"][f"{poison_topic}[0]"]["marks"] == [
+        [1, 2, "dead_lettered", "invalid JSON"],
+        [3, 4, "dead_lettered", "AEP 400"],
+        [4, 5, "dead_lettered", "not UTF-8"],
+        [5, 6, "dead_lettered", "over 1 MB"],
+        [6, 7, "skipped", "tombstone"],
+    ]
+    assert (summary.group_id, summary.dlq_topic) == (conf["group.id"], dlq)
     reader = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": "r", "auto.offset.reset": "earliest"})
     reader.assign([TopicPartition(dlq, 0, 0)])
     dead = []
@@ -282,6 +291,14 @@ def test_on_reject_skip_counts_and_goes_on(kafka_bootstrap, poison_topic, aep_em
         summary = _engine(conf, poison_topic, inlet_client(aep_emulator), on_reject="skip").run()
     assert (summary.delivered, summary.rejected, summary.skipped) == (3, 4, 1)
     assert committed(kafka_bootstrap, conf["group.id"], poison_topic, 1) == {0: 8}
+    marks = summary.to_dict()["partitions"][f"{poison_topic}[0]"]["marks"]
+    assert [(m[0], m[2]) for m in marks] == [
+        (1, "skipped"),
+        (3, "skipped"),
+        (4, "skipped"),
+        (5, "skipped"),
+        (6, "skipped"),
+    ]
     skipped = [r.getMessage() for r in caplog.records if "skipped (on_reject='skip')" in r.getMessage()]
     assert len(skipped) == 4
     # Rejected contents appear at most as a short prefix.

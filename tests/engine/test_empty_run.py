@@ -169,7 +169,11 @@ def test_log_has_collapsible_sections_and_lists_only_the_first_rejections(
             depth -= 1
     assert depth == 0
     plan = lines[lines.index(GROUP + opened[0]) : lines.index(GROUP + "Progress")]
-    assert any(line.startswith("Draining ") for line in plan) and any(line.startswith("Assigned ") for line in plan)
+    assert any(
+        line.startswith("Draining ") and line.endswith(": 1 partition(s), end offsets snapshotted") for line in plan
+    )
+    # The count is what this run was assigned (here: every record, from offset 0), not the topic's size.
+    assert f"Assigned {bad + 1} record offset(s) in 1 partition(s): {topic}[0] 0->{bad + 1}" in plan
     # Live: one line per rejection up to the cap, then a single note.
     live = [line for line in lines if "skipped (on_reject='skip')" in line]
     assert len(live) == MAX_REJECTION_SAMPLES

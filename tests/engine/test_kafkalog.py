@@ -8,7 +8,7 @@ import pytest
 
 from aep_provider.engine import DrainConfig, consumer_config, run_drain
 from aep_provider.engine.errors import KafkaUnavailableError
-from aep_provider.engine.kafkalog import LOGGER_NAME, RepeatFilter
+from aep_provider.engine.kafkalog import LOGGER_NAME, RepeatFilter, TransientFilter, kafka_logger
 
 
 def _record(message: str, *args: object) -> logging.LogRecord:
@@ -56,3 +56,20 @@ def test_lines_shown_more_than_a_window_ago_are_forgotten_in_a_long_lived_proces
     now[0] = 120.0
     assert repeats.filter(_record("%s", "a new line"))
     assert len(repeats._lines) == 1
+
+
+def test_a_coordinator_still_loading_is_info_not_a_warning(caplog):
+    """The line an idempotent producer's first PID request logs right after a broker starts (librdkafka 2.x)."""
+    line = (
+        "GETPID [rdkafka#producer-3] [thrd:main]: Failed to acquire idempotence PID from broker "
+        "127.0.0.1:9092/1: Broker: Coordinator load in progress: retrying"
+    )
+    caplog.set_level(logging.INFO, logger=LOGGER_NAME)
+    logger = kafka_logger()
+    assert any(isinstance(f, TransientFilter) for f in logger.filters)
+    logger.warning(line)
+    logger.warning("FAIL [rdkafka#producer-3] [thrd:main]: a warning the transient filter leaves alone")
+    assert [(r.levelname, r.getMessage()[:6]) for r in caplog.records if r.name == LOGGER_NAME] == [
+        ("INFO", "GETPID"),
+        ("WARNING", "FAIL ["),
+    ]

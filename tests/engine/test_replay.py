@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -141,7 +142,9 @@ def _window(start_offset_ms: int, end_offset_ms: int, **kw) -> ReplayWindow:
 
 
 @pytest.mark.integration
-def test_non_monotonic_timestamps_are_filtered_and_lateness_bounds_the_scan(kafka_bootstrap, make_topic, aep_emulator):
+def test_non_monotonic_timestamps_are_filtered_and_lateness_bounds_the_scan(
+    kafka_bootstrap, make_topic, aep_emulator, caplog
+):
     """The note's partition: +100 +300 +200 +500 +400 +600 at offsets 0-5; the interval is [+150, +450)."""
     topic = make_topic(partitions=1)
     _produce_at(kafka_bootstrap, topic, [(0, BASE_MS + d) for d in (100, 300, 200, 500, 400, 600)])
@@ -150,7 +153,13 @@ def test_non_monotonic_timestamps_are_filtered_and_lateness_bounds_the_scan(kafk
     late = _replay(
         conf, [topic], inlet_client(aep_emulator), _window(150, 450, scope=ReplayScope.ALL, lateness_ms=1000)
     )
-    summary = late.run()
+    with caplog.at_level(logging.INFO, logger="aep_provider.engine"):
+        summary = late.run()
+    # The plan says what a replay does (no group joined) and what it was given to read.
+    plan = [r.getMessage() for r in caplog.records]
+    assert any(line.startswith(f"Replaying {topic} from bootstrap.servers=") for line in plan), plan
+    assert f"Assigned 5 record offset(s) in 1 partition(s): {topic}[0] 1->6" in plan
+    assert not any("group.id=" in line for line in plan), plan
     # Offsets 1-5 are read; +200 (offset 2) sits after +300 and +400 (offset 4) after +500: both sent.
     assert _sent(aep_emulator) == [1, 2, 4]
     assert (summary.mode, summary.delivered, summary.filtered_by_timestamp, summary.left_to_live_drain) == (

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from aep_provider.engine.summary import (
+    DEAD_LETTERED,
+    MAX_MARKS_PER_PARTITION,
+    MAX_MARKS_PER_RUN,
     MAX_REASON_CHARS,
     MAX_REJECTION_SAMPLES,
     PartitionSummary,
@@ -102,3 +107,58 @@ def test_request_latency_figures_by_nearest_rank():
     data = summary.to_dict()
     assert data["request_seconds"]["count"] == 2 and data["request_seconds"]["max"] == 0.3
     assert not any(key.startswith("_") for key in data)
+
+
+def test_every_summary_key_is_documented_in_the_operator_page():
+    """docs/operator.md ("What a run returns") is where the UI page and alerting read the keys from."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "operator.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## What a run returns") :]
+    documented = set(re.findall(r"^\| `([a-z_]+)`", section, flags=re.M))
+    documented |= {k for row in re.findall(r"^\| (`[a-z_]+`(?:, `[a-z_]+`)+) \|", section, flags=re.M)
+                   for k in re.findall(r"`([a-z_]+)`", row)}  # fmt: skip
+    keys = set(RunSummary().to_dict()) | set(RunSummary(mode="replay").to_dict())
+    assert keys - documented == set(), "summary keys missing from docs/operator.md"
+
+
+def test_records_settled_without_delivery_are_located_as_ranges():
+    summary = RunSummary()
+    summary.add_partition(PartitionSummary("t", 0, start=0, end=100, committed=100))
+    for offset in (10, 11, 12):
+        summary.add_rejection("t", 0, offset, 400, "bad", DEAD_LETTERED)
+    summary.add_rejection("t", 0, 13, None, "value is not valid JSON: x", DEAD_LETTERED)  # another reason
+    summary.add_skip("t", 0, 14, tombstone=True)
+    summary.add_skip("t", 0, 15, tombstone=True)
+    summary.add_rejection("t", 0, 5, 400, "bad", DEAD_LETTERED)  # settled out of order (intake before AEP)
+    summary.add_rejection("t", 0, 50, 400, "bad")  # no outcome given: counted, not located
+    data = summary.to_dict()["partitions"]["t[0]"]
+    assert data["marks"] == [
+        [5, 6, "dead_lettered", "AEP 400"],
+        [10, 13, "dead_lettered", "AEP 400"],
+        [13, 14, "dead_lettered", "invalid JSON"],
+        [14, 16, "skipped", "tombstone"],
+    ]
+    assert "marks_cut_at" not in data
+    assert (summary.skipped, summary.tombstones, summary.rejected) == (2, 2, 6)
+
+
+def test_locations_are_bounded_per_partition_and_per_run():
+    summary = RunSummary()
+    partitions = MAX_MARKS_PER_RUN // MAX_MARKS_PER_PARTITION + 2
+    for p in range(partitions):
+        summary.add_partition(PartitionSummary("t", p, start=0, end=10_000))
+        # every other offset: no two records share a range
+        for offset in range(0, 2 * (MAX_MARKS_PER_PARTITION + 10), 2):
+            summary.add_skip("t", p, offset, tombstone=False)
+    data = summary.to_dict()["partitions"]
+    first = data["t[0]"]
+    assert len(first["marks"]) == MAX_MARKS_PER_PARTITION
+    assert first["marks_cut_at"] == 2 * MAX_MARKS_PER_PARTITION
+    assert sum(len(p.get("marks", [])) for p in data.values()) == MAX_MARKS_PER_RUN
+    # past the run's bound a partition locates nothing and says from where
+    assert data[f"t[{partitions - 1}]"] == {**data[f"t[{partitions - 1}]"], "marks_cut_at": 0}
+    assert "marks" not in data[f"t[{partitions - 1}]"]
+    # a record joining the last range still extends it: ranges never lose what they cover
+    summary.add_skip("t", 0, 2 * MAX_MARKS_PER_PARTITION - 1, tombstone=False)
+    assert summary.partition("t", 0).marks[-1][:2] == [2 * MAX_MARKS_PER_PARTITION - 2, 2 * MAX_MARKS_PER_PARTITION]

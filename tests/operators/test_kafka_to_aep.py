@@ -251,6 +251,7 @@ def test_xdm_payload_wraps_records_with_the_connections_org(
         schema_id="https://ns.adobe.com/tenant/schemas/abc",
         dataset_id="dataset-1",
         source_name="kafka",
+        validate_xdm=False,  # the envelope is what this test looks at
     ).execute(context={})
     first, second = aep_emulator.accepted()
     assert first["header"]["imsOrgId"] == DEFAULT_IMS_ORG_ID

@@ -13,6 +13,7 @@ from aep_provider.emulator import AEPEmulator, EmulatorConfig
 from aep_provider.engine import DrainConfig
 from aep_provider.operators.kafka_to_aep import KafkaToAEPOperator
 from tests.engine.support import committed, produce, received
+from tests.fixtures.emulator import with_test_schema
 
 
 def _op(**kwargs) -> KafkaToAEPOperator:
@@ -63,7 +64,7 @@ def test_client_secret_rotated_between_runs(kafka_bootstrap, make_topic, kafka_c
     produce(kafka_bootstrap, topic, 1, 400)
     old, new = "old-secret-value-1111", "new-secret-value-2222"
     group = json.loads(os.environ[f"AIRFLOW_CONN_{kafka_conn_id.upper()}"])["extra"]["group.id"]
-    first = AEPEmulator(EmulatorConfig(client_secret=old)).start()
+    first = AEPEmulator(with_test_schema(EmulatorConfig(client_secret=old))).start()
     try:
         url = first.url
         _op(topics=topic, kafka_config_id=kafka_conn_id, aep_conn_id=make_aep_conn(url, client_secret=old),
@@ -73,7 +74,7 @@ def test_client_secret_rotated_between_runs(kafka_bootstrap, make_topic, kafka_c
     finally:
         first.stop()
     # The secret is rotated in IMS: the same address now accepts only the new one.
-    rotated = AEPEmulator(EmulatorConfig(client_secret=new), port=port).start()
+    rotated = AEPEmulator(with_test_schema(EmulatorConfig(client_secret=new)), port=port).start()
     try:
         stale = make_aep_conn(url, client_secret=old)
         with pytest.raises(AirflowFailException) as info:  # credentials refused: retrying cannot help

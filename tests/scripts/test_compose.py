@@ -78,7 +78,12 @@ def test_airflow_connections_point_at_the_other_services(compose):
 
     aep_conn = json.loads(env["AIRFLOW_CONN_AEP_DEFAULT"])
     assert aep_conn["conn_type"] == "adobe_aep"
-    assert aep_conn["host"] == aep_conn["extra"]["ims_url"] == "http://aep-emulator:8765"
+    assert (
+        aep_conn["host"]
+        == aep_conn["extra"]["ims_url"]
+        == aep_conn["extra"]["platform_url"]
+        == "http://aep-emulator:8765"
+    )
     assert (aep_conn["login"], aep_conn["password"]) == (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
     assert aep_conn["extra"]["inlet_id"] == DEFAULT_INLET_ID
     assert aep_conn["extra"]["ims_org_id"] == DEFAULT_IMS_ORG_ID

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from scripts.devstack import (
     real_aep_from_env,
 )
 from scripts.sample_events import DEFAULT_DATASET_ID, DEFAULT_SCHEMA_ID, EMULATOR_IMS_ORG_ID, sample_event
+from tests.docs_commands import documented
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REAL = {
@@ -39,8 +41,8 @@ def test_emulator_defaults_match_the_emulator_package():
         "client_secret": emulator.DEFAULT_CLIENT_SECRET,
         "ims_org_id": emulator.DEFAULT_IMS_ORG_ID,
         "inlet_id": emulator.DEFAULT_INLET_ID,
-        "sandbox_name": emulator.DEFAULT_SANDBOX,
     }
+    assert emulator.DEFAULT_SANDBOX == "prod"  # the connection's default: not stored as an extra
     assert EMULATOR_IMS_ORG_ID == DEFAULT_IMS_ORG_ID
 
 
@@ -51,7 +53,7 @@ def test_no_aep_variables_means_the_emulator():
 def test_real_aep_from_env_with_defaults():
     target = real_aep_from_env(REAL)
     assert target["inlet_url"] == "https://dcs.adobedc.net"
-    assert target["sandbox_name"] == "prod"
+    assert target["sandbox_name"] == ""  # the connection's default applies
     assert target["client_secret"] == REAL["AEP_CLIENT_SECRET"]
 
 
@@ -80,18 +82,27 @@ def test_cli_reports_partial_aep_config_in_one_line(tmp_path):
 @pytest.mark.parametrize("aep_env", [{}, REAL], ids=["emulator", "real-aep"])
 def test_connections_are_understood_by_the_hook(monkeypatch, aep_env):
     aep = real_aep_from_env(aep_env) or {**EMULATOR_DEFAULTS, "inlet_url": "http://127.0.0.1:8765",
-                                         "ims_url": "http://127.0.0.1:8765"}  # fmt: skip
+                                         "ims_url": "http://127.0.0.1:8765",
+                                         "platform_url": "http://127.0.0.1:8765"}  # fmt: skip
     conns = airflow_connections("127.0.0.1:9092", aep)
     assert json.loads(conns["kafka_default"]["extra"]) == {
         "bootstrap.servers": "127.0.0.1:9092",
         "group.id": "aep-provider-example",
     }
     aep_conn = {**conns["aep_default"], "extra": json.loads(conns["aep_default"]["extra"])}
+    # No defaults as extras: Airflow masks every extra value and warns about short ones ("prod").
+    assert set(aep_conn["extra"]) <= {"inlet_id", "ims_org_id", "ims_url"}
+    assert all(len(v) >= 5 for v in aep_conn["extra"].values())
+    # Port 0, what Airflow 3.3.2's Test button posts for a connection without one.
+    assert conns["aep_default"]["port"] == conns["kafka_default"]["port"] == 0
     monkeypatch.setenv("AIRFLOW_CONN_AEP_DEFAULT", json.dumps(aep_conn))
     settings = AEPStreamingHook().settings
     assert settings.inlet_id == aep["inlet_id"]
     assert settings.ims_org_id == aep["ims_org_id"]
     assert settings.client_id == aep["client_id"]
+    assert settings.sandbox_name == "prod"
+    # Catalog and the Schema Registry: the emulator's own, or AEP's default host.
+    assert settings.platform_url == (aep.get("platform_url") or "https://platform.adobe.io")
 
 
 def test_airflow_env_targets_the_chosen_port_and_drops_shadowing_connections(tmp_path):
@@ -105,6 +116,75 @@ def test_airflow_env_targets_the_chosen_port_and_drops_shadowing_connections(tmp
     assert airflow_env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
     assert not set(SHADOWING_ENV) & set(airflow_env)
     assert airflow_env["KEEP_ME"] == "1"
+    assert airflow_env["AIRFLOW__CORE__TEST_CONNECTION"] == "Enabled"
+    assert (
+        airflow_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        == f"sqlite:///{tmp_path / 'airflow' / 'airflow.db'}?timeout=60"
+    )
+
+
+def test_a_sandbox_other_than_the_default_is_stored():
+    target = real_aep_from_env({**REAL, "AEP_SANDBOX_NAME": "dev-sandbox"})
+    extra = json.loads(airflow_connections("127.0.0.1:9092", target)["aep_default"]["extra"])
+    assert extra["sandbox_name"] == "dev-sandbox"
+
+
+def _devstack_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"} | env
+    return subprocess.run(
+        [sys.executable, "-m", "scripts.devstack", "--state-dir", str(tmp_path), *args],
+        cwd=REPO_ROOT, env=environ, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def test_exec_runs_a_command_with_the_stack_environment(tmp_path):
+    (tmp_path / "airflow").mkdir()
+    (tmp_path / "airflow" / "airflow.db").touch()
+    (tmp_path / "devstack.json").write_text(json.dumps({"api_url": "http://127.0.0.1:18123"}))
+    probe = "import os, shutil; print(os.environ['AIRFLOW_HOME'], os.environ['AIRFLOW__API__PORT'], shutil.which('aep-emulator'))"
+    proc = _devstack_cli(tmp_path, "exec", "--", "python", "-c", probe)
+    assert proc.returncode == 0, proc.stderr
+    home, port, emulator = proc.stdout.split()
+    assert (home, port) == (str(tmp_path / "airflow"), "18123")
+    assert emulator == str(Path(sys.executable).parent / "aep-emulator")
+
+
+def test_exec_refuses_the_airflow_cli_before_the_stack_ever_ran(tmp_path):
+    proc = _devstack_cli(tmp_path, "exec", "airflow", "dags", "list")
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.startswith("devstack: error: the local stack has not been started here")
+        and "make run" in proc.stderr
+    )
+    assert not (tmp_path / "airflow").exists()  # nothing created
+
+
+def test_the_scripts_local_wrapper_runs_from_any_directory(tmp_path):
+    command = documented("docs/local-stack.md", "scripts/local aep-emulator")  # "scripts/local aep-emulator --help"
+    proc = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "local"), *command.split()[1:]],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: aep-emulator")
+
+
+def test_wipe_kafka_deletes_the_data_only_when_the_broker_is_stopped(tmp_path):
+    (tmp_path / "kafka" / "kraft").mkdir(parents=True)
+    environ = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"} | {
+        "DEVSTACK_STATE_DIR": str(tmp_path)
+    }
+    proc = subprocess.run(
+        documented("docs/local-stack.md", "make wipe-kafka").split(),
+        cwd=REPO_ROOT, env=environ, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 0 and "topics, records, committed offsets" in proc.stdout, proc.stderr
+    assert not (tmp_path / "kafka").exists()
+    assert "nothing to wipe" in _devstack_cli(tmp_path, "wipe-kafka").stdout
+    (tmp_path / "kafka").mkdir()
+    external = _devstack_cli(tmp_path, "wipe-kafka", KAFKA_BOOTSTRAP_SERVERS="broker.example:9092")
+    assert external.returncode == 2 and "not ours to wipe" in external.stderr
+    assert (tmp_path / "kafka").exists()
 
 
 def test_stop_without_a_running_stack_says_so(tmp_path):
@@ -146,3 +226,37 @@ def test_sample_events_cli_produces_the_requested_count(kafka_bootstrap, make_to
     finally:
         consumer.close()
     assert high - low == 7
+
+
+@pytest.mark.integration
+def test_the_stacks_kafka_keeps_its_topics_and_records_across_stop_and_start(tmp_path):
+    """What `make stop` then `make run` do to Kafka (the broker part of DevStack.start/stop)."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    from scripts.kafka_local import free_port
+
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    stack = DevStack(state_dir=tmp_path, kafka_port=free_port(), env=env, timeout=120)
+
+    def start() -> str:
+        state: dict = {}
+        stack._save(state)
+        bootstrap = stack._start_kafka(state)
+        stack._create_topics(bootstrap)
+        return bootstrap
+
+    try:
+        bootstrap = start()
+        producer = Producer({"bootstrap.servers": bootstrap, "log_level": 0})  # it outlives the broker's stop
+        producer.produce("aep.events", b"kept", partition=3)
+        assert producer.flush(30) == 0
+        stack.stop(quiet=True)
+        bootstrap = start()
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "count"})
+        try:
+            assert consumer.get_watermark_offsets(TopicPartition("aep.events", 3), timeout=30) == (0, 1)
+        finally:
+            consumer.close()
+    finally:
+        stack.stop(quiet=True)
+    assert not stack.running()

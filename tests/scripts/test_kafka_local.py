@@ -219,13 +219,30 @@ def test_a_hung_log_dir_format_is_one_clear_error(tmp_path, monkeypatch):
 
 
 @pytest.mark.integration
-def test_port_in_use_is_one_clear_line(tmp_path):
+def test_port_in_use_is_one_clear_line_naming_what_holds_it(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         proc = run_cli("start", "--port", str(port), "--data-dir", str(tmp_path / "kafka"))
-    assert_one_clear_error(proc, f"port {port}", "already in use", "--port")
+    assert_one_clear_error(proc, f"port {port}", f"already in use by pid {os.getpid()} (", "pytest", "--port")
+
+
+def test_a_port_held_only_by_time_wait_connections_counts_as_free():
+    """What `make stop` leaves after HTTP traffic: the servers' side of closed connections in TIME_WAIT."""
+    port = kafka_local.free_port()
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Kafka, uvicorn and the emulator bind
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # the server closes first: its side goes to TIME_WAIT
+        client.recv(1)
+        client.close()
+    with socket.socket() as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))  # a plain bind() still counts the port as taken
+    kafka_local.check_port_free(port, "the AEP emulator")  # the servers' question: free
 
 
 @pytest.mark.integration
@@ -265,9 +282,11 @@ def test_detached_lifecycle_stale_and_locked_log_dir(tmp_path):
     second = run_cli("start", "--detach", "--data-dir", str(data_dir), env=env)
     try:
         assert second.returncode == 0, second.stderr
-        assert "removing the log dir of a previous run" in second.stderr
+        # The crashed broker's data is kept (Kafka recovers its log): topics and records survive.
+        assert "keeping the data of a previous run" in second.stderr
         state = kafka_local.read_state(data_dir)
         assert state["pid"] != pid
+        assert _record_count(state["bootstrap"], kafka_local.READY_TOPIC) == 2  # one per start
 
         status = run_cli("status", "--data-dir", str(data_dir), env=env)
         assert status.returncode == 0 and f"Kafka at {state['bootstrap']} is up" in status.stdout
@@ -287,6 +306,23 @@ def test_detached_lifecycle_stale_and_locked_log_dir(tmp_path):
     assert stop.returncode == 0 and f"stopped Kafka (pid {state['pid']})" in stop.stdout
     assert not kafka_local.pid_alive(state["pid"])
     assert run_cli("status", "--data-dir", str(data_dir), env=env).returncode == 1
+
+    # --fresh: a new, empty log dir.
+    fresh = run_cli("start", "--detach", "--fresh", "--data-dir", str(data_dir), env=env)
+    try:
+        assert fresh.returncode == 0 and "removing the log dir of a previous run" in fresh.stderr, fresh.stderr
+        assert _record_count(kafka_local.read_state(data_dir)["bootstrap"], kafka_local.READY_TOPIC) == 1
+    finally:
+        assert run_cli("stop", "--data-dir", str(data_dir), env=env).returncode == 0
+
+
+def _record_count(bootstrap: str, topic: str) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "count"})
+    try:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=30)
+    finally:
+        consumer.close()
+    return high - low
 
 
 def test_external_broker_env_means_start_and_stop_do_nothing(tmp_path):

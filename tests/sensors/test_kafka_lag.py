@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
+import re
 import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, ConsumerGroupState, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from aep_provider.exceptions import AEPConfigurationError, KafkaLagReadError
 from aep_provider.get_provider_info import get_provider_info
-from aep_provider.kafka.lag import partition_lag, read_group_lag
+from aep_provider.kafka.lag import LagReadError, partition_lag, read_group_lag
 from aep_provider.sensors.kafka_lag import KafkaLagSensor
 from aep_provider.triggers import kafka_lag as trigger_module
 from aep_provider.triggers.kafka_lag import KafkaLagTrigger
@@ -52,6 +54,34 @@ def group_state(bootstrap: str, group: str) -> tuple[ConsumerGroupState, int]:
 )
 def test_partition_lag(start, end, committed_at, reset, lag):
     assert partition_lag(start=start, end=end, committed=committed_at, reset=reset) == lag
+
+
+class _LoadingCoordinator(AdminClient):
+    """The real admin client, but its first offset fetches find the group coordinator still loading.
+
+    A broker answers so only while it loads ``__consumer_offsets`` (seen on a fresh cluster); no
+    real part does it on demand.
+    """
+
+    def __init__(self, conf: dict, failures: int) -> None:
+        super().__init__(conf)
+        self.failures = failures
+
+    def list_consumer_group_offsets(self, *args, **kwargs):
+        if self.failures:
+            self.failures -= 1
+            raise KafkaException(KafkaError(KafkaError.COORDINATOR_LOAD_IN_PROGRESS, "Coordinator load in progress"))
+        return super().list_consumer_group_offsets(*args, **kwargs)
+
+
+def test_lag_read_waits_out_a_loading_coordinator_within_its_timeout(kafka_bootstrap, make_topic):
+    topic = make_topic(partitions=1)
+    produce(kafka_bootstrap, topic, 1, 5)
+    conf = {"bootstrap.servers": kafka_bootstrap, "group.id": f"g-{uuid.uuid4().hex[:10]}"}
+    lag = read_group_lag(conf, [topic], timeout=10, admin=_LoadingCoordinator(conf, failures=3))
+    assert lag.total == 5
+    with pytest.raises(LagReadError, match="Coordinator load in progress"):
+        read_group_lag(conf, [topic], timeout=1, admin=_LoadingCoordinator(conf, failures=100))
 
 
 def test_lag_from_offsets_only(kafka_bootstrap, make_topic):
@@ -159,13 +189,20 @@ def test_provider_info_registers_sensor_and_trigger():
     assert info["triggers"][0]["python-modules"] == ["aep_provider.triggers.kafka_lag"]
 
 
-def test_sensor_poke_mode(kafka_bootstrap, make_topic, kafka_conn_id):
+def test_sensor_poke_mode(kafka_bootstrap, make_topic, kafka_conn_id, caplog, capfd):
     topic = make_topic()
     sensor = KafkaLagSensor(task_id="lag", topics=topic, kafka_config_id=kafka_conn_id, min_lag="2")
-    assert not sensor.poke({}).is_done
-    produce(kafka_bootstrap, topic, 1, 2)
-    result = sensor.poke({})
+    with caplog.at_level(logging.INFO):
+        assert not sensor.poke({}).is_done
+        produce(kafka_bootstrap, topic, 1, 2)
+        result = sensor.poke({})
     assert result.is_done and result.xcom_value["lag"] == 2
+    # Each check's line says whether the condition is met (Airflow's task logger may print instead of propagating).
+    text = caplog.text + "".join(capfd.readouterr())
+    assert re.findall(rf"lag on {topic}: \d+ \({topic}=\d+\); ([^\n]*: \w+)", text) == [
+        "below 2: waiting",
+        "at least 2: done",
+    ]
     assert committed(kafka_bootstrap, _group_of(kafka_conn_id), topic, 1) == {0: -1001}
 
 
