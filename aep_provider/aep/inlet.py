@@ -381,6 +381,7 @@ class InletClient:
                 data=body,
                 params=params,
                 secrets=[token, self._proxy],
+                what="Inlet URL (the connection's host)",
             )
         finally:
             call.result.request_seconds.append(self._clock() - sent_at)

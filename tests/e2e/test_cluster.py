@@ -145,7 +145,8 @@ def test_mapped_drains_run_on_both_workers_after_a_deferred_sensor(cluster: Clus
     drains = _doc_example().replace('"aep.events"', repr(topic)).replace('"kafka_to_aep_scaled"', repr(dag_id))
     # Only the run this test triggers: no scheduled run of the same group alongside it.
     drains = re.sub(r"schedule=.*,\n", "schedule=None,\n", drains)
-    drains = drains.replace("max_run_seconds=240,", "max_run_seconds=240, max_batch_records=100,")
+    # Test messages: the stack's Schema Registry serves only the example schema.
+    drains = drains.replace("max_run_seconds=240,", "max_run_seconds=240, max_batch_records=100, validate_xdm=False,")
     sensor = (
         "\nfrom aep_provider.sensors.kafka_lag import KafkaLagSensor\n"
         f"with dag:\n    KafkaLagSensor(task_id='wait', topics={topic!r}, min_lag=1200, deferrable=True,"
@@ -215,6 +216,7 @@ with DAG(dag_id={dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1,
     KafkaToAEPOperator.partial(
         task_id="drain", topics={topic!r}, kafka_config_id="kafka_default", aep_conn_id="aep_default",
         max_batch_records={batch}, max_run_seconds=240, retries=2, retry_delay=timedelta(seconds=2),
+        validate_xdm=False,
     ).expand(max_in_flight=[{in_flight}, {in_flight}])
 """,
     )
@@ -256,7 +258,8 @@ def _connections(stack: ClusterStack, group: str) -> dict[str, dict]:
 
     conns = airflow_connections(
         str(stack.kafka_bootstrap),
-        {**EMULATOR_DEFAULTS, "inlet_url": stack.emulator_url, "ims_url": stack.emulator_url},
+        # Every AEP URL on the emulator: nothing may try to reach Adobe's hosts.
+        {**EMULATOR_DEFAULTS, **dict.fromkeys(("inlet_url", "ims_url", "platform_url"), stack.emulator_url)},
     )
     extra = json.loads(conns["kafka_default"]["extra"])
     extra.update({"group.id": group, "session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
