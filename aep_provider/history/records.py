@@ -28,6 +28,14 @@ def _int(value: Any) -> int | None:
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def _failed_in_aep(summary: Mapping[str, Any]) -> int | None:
+    """AEP's failures of the run, or None when its failed batches were not checked (no dataset_id) or the check failed: shown as "—"."""
+    check = summary.get("failed_in_aep_check")
+    if isinstance(check, Mapping) and check.get("status") != "checked":
+        return None
+    return _int(summary.get("failed_in_aep"))
+
+
 def delivery_row(summary: Mapping[str, Any]) -> dict[str, Any]:
     """The counts of one run (the ``aep_delivery`` columns a summary fills)."""
     return {
@@ -38,7 +46,7 @@ def delivery_row(summary: Mapping[str, Any]) -> dict[str, Any]:
         "rejected": _int(summary.get("rejected")) or 0,
         "dead_lettered": _int(summary.get("dead_lettered")) or 0,
         "skipped": _int(summary.get("skipped")) or 0,
-        "failed_in_aep": _int(summary.get("failed_in_aep")),
+        "failed_in_aep": _failed_in_aep(summary),
         "lag": _int(summary.get("lag")),
         "topic_lag": _int(summary.get("topic_lag")),
         "seconds": float(summary["seconds"]) if isinstance(summary.get("seconds"), (int, float)) else None,

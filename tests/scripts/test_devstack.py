@@ -91,7 +91,7 @@ def test_connections_are_understood_by_the_hook(monkeypatch, aep_env):
     }
     aep_conn = {**conns["aep_default"], "extra": json.loads(conns["aep_default"]["extra"])}
     # No defaults as extras: Airflow masks every extra value and warns about short ones ("prod").
-    assert set(aep_conn["extra"]) <= {"inlet_id", "ims_org_id", "ims_url"}
+    assert set(aep_conn["extra"]) <= {"inlet_id", "ims_org_id", "ims_url", "platform_url"}
     assert all(len(v) >= 5 for v in aep_conn["extra"].values())
     # Port 0, what Airflow 3.3.2's Test button posts for a connection without one.
     assert conns["aep_default"]["port"] == conns["kafka_default"]["port"] == 0
