@@ -219,6 +219,7 @@ class IMSTokenProvider:
                 headers={"Accept": "application/json"},
                 data=form,
                 secrets=[self._client_secret],
+                what="IMS URL (ims_url)",
             )
             if answer.action is Action.RETRY:
                 log.warning(

@@ -16,7 +16,7 @@ from aep_provider.aep.errors import AEPAuthError, AEPConfigError, AEPError, AEPR
 from aep_provider.aep.ims import NoAuth, TokenProvider
 from aep_provider.aep.ratelimit import Permit, RateLimiter
 from aep_provider.aep.results import MAX_REQUEST_BYTES, BatchResult, MessageResult, Outcome, batch_body_size
-from aep_provider.aep.retry import Action, Answer, Deadline, RetryDriver, RetryPolicy
+from aep_provider.aep.retry import AUTH_STATUSES, Action, Answer, Deadline, RetryDriver, RetryPolicy
 from aep_provider.aep.transport import (
     DEFAULT_TIMEOUT,
     build_session,
@@ -179,7 +179,9 @@ class InletClient:
 
         :raises AEPConfigError: the body would exceed ``MAX_REQUEST_BYTES``; split the batch.
         :raises AEPAuthError: credentials refused, or 401/403 again after one token renewal,
-            before any message got an answer.
+            before any message got an answer. 401/403 *entries* of a 207 are the same failure
+            (the token renewed once, those entries re-sent; refused again, they stay RETRYABLE
+            and ``result.error`` is the AEPAuthError), never record rejections.
         :raises AEPRequestError: the whole request was refused (400, 413, 501, other 4xx)
             before any message got an answer.
         :raises AEPUnavailableError: 429/5xx/connection errors/timeouts past the retry budget
@@ -221,17 +223,28 @@ class InletClient:
             if batch_id:
                 call.result.batch_ids.append(batch_id)
             retry_now: list[int] = []
+            refused: set[int] = set()
             for i, entry in zip(pending, entries):
+                if entry.status in AUTH_STATUSES:
+                    # A 401/403 entry is the request's credentials refused, not this record: it
+                    # is sent again after the token renewal, and never dead-lettered.
+                    entry = MessageResult(Outcome.RETRYABLE, entry.status, entry.message, entry.xaction_id)
+                    refused.add(entry.status)  # type: ignore[arg-type]
+                elif entry.outcome is Outcome.RETRYABLE and entry.status == 429:
+                    call.result.throttled += 1
+                    if call.permit is not None:
+                        call.permit.throttled()
                 if entry.outcome is Outcome.RETRYABLE:
-                    if entry.status == 429:
-                        call.result.throttled += 1
-                        if call.permit is not None:
-                            call.permit.throttled()
                     retry_now.append(i)
                 results[i] = entry
             pending = retry_now
             if not pending:
                 return Answer(Action.SUCCESS)
+            if refused:
+                status = max(refused)
+                call.last = f"HTTP 207 with {len(pending)} entries answered {sorted(refused)} (authorization)"
+                call.last_status = status
+                return Answer(Action.RENEW_TOKEN, status=status, detail=call.last)
             statuses = sorted({r.status for i in pending if (r := results[i]) is not None and r.status is not None})
             call.last = f"{len(pending)} entries answered {statuses}"
             log.warning("%s: %d entries failed retryably; re-sending them", self.batch_url, len(pending))
@@ -385,6 +398,7 @@ class InletClient:
                 data=body,
                 params=params,
                 secrets=[token, self._proxy],
+                what="Inlet URL (the connection's host)",
             )
         finally:
             call.result.request_seconds.append(self._clock() - sent_at)

@@ -85,6 +85,17 @@ def _timeout(value: Any) -> tuple[float, float]:
     return (connect, read)
 
 
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{value!r} is not true or false")
+
+
 def _verify(value: Any) -> bool | str:
     if isinstance(value, bool):
         return value
@@ -107,6 +118,7 @@ TYPES: dict[str, tuple[Callable[[Any], Any], str]] = {
     "rate": (_rate, "number"),
     "timeout": (_timeout, "number"),
     "verify": (_verify, "boolean"),
+    "flag": (_flag, "boolean"),
 }
 
 
@@ -304,7 +316,9 @@ OPTIONS: tuple[Option, ...] = (
         True,
         "Verify TLS",
         "Verify TLS certificates (a CA bundle path may be set in the extra JSON instead).",
-        doc="`true`, `false` or a CA bundle path.",
+        doc="`true`, `false` or the path of a CA bundle (PEM) on the worker, e.g. a company CA that signs a TLS-"
+        "inspecting proxy's certificates. A certificate no trusted CA signed fails at once, naming the URL and this "
+        "option; a path that is not a file is refused when the connection is read.",
     ),
     Option(
         "proxy",
@@ -312,8 +326,28 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "Proxy URL",
         "HTTP(S) proxy for IMS and inlet calls, e.g. http://proxy:3128.",
-        doc="`http://user:pass@proxy:3128`: the password is masked. It beats `HTTPS_PROXY`; `~/.netrc` is never read.",
+        doc="`http://user@proxy:3128`, the password in `proxy_password` (a password written in the URL works too, "
+        "and is masked). HTTPS calls are tunnelled (CONNECT); a 407 from the proxy fails at once, naming the proxy "
+        "but never the password. It beats `HTTPS_PROXY`; `~/.netrc` is never read.",
         shown_default="none (`HTTPS_PROXY`/`NO_PROXY` env vars apply, read once per host)",
+    ),
+    Option(
+        "proxy_password",
+        "secret",
+        None,
+        "Proxy password",
+        "Password of the proxy user named in the proxy URL. Masked in logs.",
+        secret=True,
+    ),
+    Option(
+        "allow_insecure_http",
+        "flag",
+        False,
+        "Allow plain HTTP",
+        "Let http:// URLs reach hosts other than this machine (secrets and tokens then travel in clear text).",
+        doc="Without it, an `http://` inlet, IMS or Platform URL is refused before any connection unless its host "
+        "is loopback (`localhost`, `127.0.0.1`, `::1`: a local emulator). Only for a network you trust, e.g. an "
+        "emulator in another container (`docker-compose.yaml` sets it).",
     ),
     Option(
         "retry_deadline_seconds",

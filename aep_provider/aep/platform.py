@@ -240,6 +240,7 @@ class PlatformClient:
                 headers=self._headers(token, accept),
                 params=params,
                 secrets=[token, self._proxy],
+                what="Platform URL (platform_url)",
             )
             if answer.action is Action.RETRY:
                 log.warning("GET %s: %s (attempt %d)", url, answer.detail, driver.budget.attempts)

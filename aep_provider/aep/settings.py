@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from aep_provider.aep.errors import AEPConfigError
 from aep_provider.aep.ims import IMSTokenProvider, NoAuth, StaticToken, TokenProvider
@@ -14,7 +15,7 @@ from aep_provider.aep.options import AUTH_MODES, BY_NAME, default
 from aep_provider.aep.platform import PlatformClient
 from aep_provider.aep.ratelimit import RateLimiter
 from aep_provider.aep.retry import RetryPolicy
-from aep_provider.aep.transport import build_session, normalize_base_url
+from aep_provider.aep.transport import build_session, check_transport, normalize_base_url
 
 __all__ = ["AUTH_MODES", "AEPSettings"]
 
@@ -42,6 +43,8 @@ class AEPSettings:
     :param timeout: (connect, read) seconds.
     :param verify: TLS verification: True, False or a CA bundle path.
     :param proxy: proxy URL.
+    :param proxy_password: the proxy user's password (the user is in ``proxy``).
+    :param allow_insecure_http: plain http:// may reach hosts other than this machine.
     :param retry_deadline_seconds: total budget of one call.
     :param max_attempts: most requests of one call.
     :param backoff_base_seconds: first backoff ceiling (doubles per retry, full jitter).
@@ -66,6 +69,8 @@ class AEPSettings:
     timeout: tuple[float, float] = default("timeout")
     verify: bool | str = default("verify")
     proxy: str | None = field(default=default("proxy"), repr=False)
+    proxy_password: str | None = field(default=default("proxy_password"), repr=False)
+    allow_insecure_http: bool = default("allow_insecure_http")
     retry_deadline_seconds: float = default("retry_deadline_seconds")
     max_attempts: int = default("max_attempts")
     backoff_base_seconds: float = default("backoff_base_seconds")
@@ -110,12 +115,25 @@ class AEPSettings:
 
     def validate(self, source: str = "the AEP settings") -> None:
         """Check what can be checked without the network."""
-        normalize_base_url(self.inlet_url, what=f"{source}: inlet URL (host)")
+        urls = {"inlet URL (host)": self.inlet_url, "Platform URL (platform_url)": self.platform_url}
         if self.auth == "oauth":
-            normalize_base_url(self.ims_url, what=f"{source}: IMS URL (ims_url)")
-        normalize_base_url(self.platform_url, what=f"{source}: Platform URL (platform_url)")
+            urls["IMS URL (ims_url)"] = self.ims_url
+        for what, url in urls.items():
+            normalized = normalize_base_url(url, what=f"{source}: {what}")
+            check_transport(normalized, allow_insecure_http=self.allow_insecure_http, what=f"{source}: {what}")
         if self.proxy:
             normalize_base_url(self.proxy, what=f"{source}: proxy")
+        if self.proxy_password and not (self.proxy and urlsplit(self.proxy).username):
+            raise AEPConfigError(
+                f"{source}: 'proxy_password' is set but the 'proxy' URL names no proxy user: write it as "
+                "http://USER@proxy:3128 (the password stays in 'proxy_password')."
+            )
+        if isinstance(self.verify, str) and not os.path.isfile(self.verify):
+            raise AEPConfigError(
+                f"{source}: 'verify' names the CA bundle {self.verify!r}, which is not a file on this worker: give "
+                "the path of a PEM file holding the CA certificates that signed AEP's (or the proxy's) certificates, "
+                "or true/false."
+            )
         if self.auth == "oauth" and not (self.client_id and self.client_secret):
             raise AEPConfigError(
                 f"{source}: auth 'oauth' needs the Client ID (login) and Client secret (password); "
@@ -139,11 +157,22 @@ class AEPSettings:
     def secrets(self) -> list[str]:
         """Values that must never be shown (for log maskers)."""
         found = [s for s in (self.client_secret, self.access_token) if s]
-        proxy_password = urlsplit(self.proxy).password if self.proxy else None
-        if proxy_password:
+        in_url = urlsplit(self.proxy).password if self.proxy else None
+        if in_url:
             # As written in the URL and as sent (a '@' or ':' in it must be percent-encoded there).
-            found += sorted({proxy_password, unquote(proxy_password)})
+            found += sorted({in_url, unquote(in_url)})
+        if self.proxy_password:
+            found += sorted({self.proxy_password, quote(self.proxy_password, safe="")})
         return found
+
+    def proxy_url(self) -> str | None:
+        """The proxy URL requests are sent through, with ``proxy_password`` in it (percent-encoded)."""
+        if not self.proxy or not self.proxy_password:
+            return self.proxy
+        parts = urlsplit(self.proxy)
+        host = parts.netloc.rpartition("@")[2]
+        netloc = f"{parts.username}:{quote(self.proxy_password, safe='')}@{host}"
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
     def create_client(self, *, on_token: Callable[[str], None] | None = None) -> InletClient:
         """
@@ -151,7 +180,13 @@ class AEPSettings:
 
         :param on_token: called with each IMS token minted (register it with a log masker).
         """
-        session = build_session(pool_size=self.pool_size, verify=self.verify, proxy=self.proxy)
+        session = build_session(
+            pool_size=self.pool_size,
+            verify=self.verify,
+            proxy=self.proxy_url(),
+            allow_insecure_http=self.allow_insecure_http,
+            secrets=self.secrets(),
+        )
         auth: TokenProvider
         if self.auth == "oauth":
             auth = IMSTokenProvider(
@@ -197,5 +232,4 @@ class AEPSettings:
             timeout=self.timeout,
             retry=self.retry_policy(),
             session=inlet.session,
-            proxy=self.proxy,
         )

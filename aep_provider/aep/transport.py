@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
-from collections.abc import Iterable, Mapping
+import socket
+import ssl
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -17,6 +20,42 @@ from aep_provider.aep.retry import Action, Answer, Deadline, classify_status, pa
 
 #: (connect, read) seconds applied to every request.
 DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 30.0)
+
+#: The connection option that lets plain http:// reach a host other than this machine.
+INSECURE_OPTION = "allow_insecure_http"
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` is this machine: ``localhost`` (and ``*.localhost``) or a loopback address."""
+    name = (host or "").strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def check_transport(url: str, *, allow_insecure_http: bool, what: str = "URL") -> None:
+    """
+    The one rule for every URL the client calls: ``https://``, except to this machine (an
+    emulator on loopback) or when the connection sets ``allow_insecure_http``.
+
+    Plain HTTP would carry the client secret and bearer tokens in clear text, so it is refused
+    before any connection is made: :func:`exchange` checks each request, the settings check the
+    configured URLs when they are read.
+
+    :raises AEPConfigError: plain http:// to another host without the option.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "http" or allow_insecure_http or is_loopback(parts.hostname):
+        return
+    raise AEPConfigError(
+        f"{what} {safe_url(url)!r} uses plain http:// to {parts.hostname}, which is not this machine: the client "
+        "secret and access tokens would travel in clear text, so nothing was sent. Use https://, or set the "
+        f"connection's {INSECURE_OPTION!r} extra to true (only on a network you trust, e.g. a local emulator "
+        "in another container)."
+    )
 
 
 def normalize_base_url(url: str | None, *, what: str, default: str | None = None) -> str:
@@ -81,6 +120,8 @@ class _Session(requests.Session):
     def __init__(self) -> None:
         super().__init__()
         self.trust_env = False  # no .netrc; the environment is read below, once per host
+        self.allow_insecure_http = False
+        self.secrets: list[str] = []
         self._environment: dict[tuple[str, str], tuple[dict[str, str], str | None]] = {}
 
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
@@ -101,7 +142,14 @@ class _Session(requests.Session):
         return super().merge_environment_settings(url, proxies, stream, verify, cert)
 
 
-def build_session(*, pool_size: int = 10, verify: bool | str = True, proxy: str | None = None) -> requests.Session:
+def build_session(
+    *,
+    pool_size: int = 10,
+    verify: bool | str = True,
+    proxy: str | None = None,
+    allow_insecure_http: bool = False,
+    secrets: Iterable[str] = (),
+) -> requests.Session:
     """
     One pooled session per client: connections are reused across batches and threads.
 
@@ -110,8 +158,12 @@ def build_session(*, pool_size: int = 10, verify: bool | str = True, proxy: str 
     :param pool_size: connections kept per host; size it to the number of sending threads.
     :param verify: TLS verification (True, False or a CA bundle path).
     :param proxy: proxy URL for both http and https, or None.
+    :param allow_insecure_http: plain http:// may reach other hosts than this machine (:func:`check_transport`).
+    :param secrets: values :func:`exchange` redacts from every message (e.g. the proxy password).
     """
     session = _Session()
+    session.allow_insecure_http = allow_insecure_http
+    session.secrets = [s for s in secrets if s]
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(pool_size, 1), max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
@@ -216,6 +268,7 @@ def exchange(
     data: Any = None,
     params: Mapping[str, str] | None = None,
     secrets: Iterable[str | None] = (),
+    what: str = "URL",
 ) -> Answer[requests.Response]:
     """
     One request within ``deadline``, its answer classified: the one place where a response or a
@@ -226,8 +279,12 @@ def exchange(
     left of the deadline. A non-success answer's ``detail`` is ``HTTP <status> (<problem>)``.
 
     :param secrets: values redacted from every detail (tokens, client secret, proxy password).
+    :param what: the setting the URL comes from, for configuration errors (e.g. "IMS URL (ims_url)").
+    :raises AEPConfigError: the request would go out in plain HTTP (:func:`check_transport`), or
+        the transport failed in a way no retry can fix (:func:`transport_config_error`).
     """
-    secrets = [s for s in secrets if s]
+    secrets = [s for s in (*secrets, *getattr(session, "secrets", ())) if s]
+    check_transport(url, allow_insecure_http=getattr(session, "allow_insecure_http", False), what=what)
     remaining = max(deadline.remaining(), 0.001)
     try:
         response = session.request(
@@ -242,11 +299,77 @@ def exchange(
         )
         read_body(response, deadline)
     except requests.RequestException as exc:
+        fatal = transport_config_error(exc, url, session, what=what)
+        if fatal is not None:
+            raise fatal from None
         return Answer(Action.RETRY, detail=describe_exception(exc, secrets))
     status = response.status_code
+    if status == 407:  # a forward proxy (plain-http target) refused the credentials
+        raise AEPConfigError(_proxy_refused(session, url))
     action = classify_status(status)
     if action is Action.SUCCESS:
         return Answer(action, value=response, status=status)
     retry_after = parse_retry_after(response.headers.get("Retry-After")) if action is Action.RETRY else None
     detail = f"HTTP {status}{problem_detail(response, secrets)}"
     return Answer(action, value=response, status=status, detail=detail, retry_after=retry_after)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it wraps (urllib3 nests the real cause in ``reason`` and ``args``), depth-first."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen or len(seen) > 50:
+            continue
+        seen.add(id(current))
+        yield current
+        nested = [getattr(current, "reason", None), current.__cause__, current.__context__, *current.args]
+        todo.extend(e for e in nested if isinstance(e, BaseException))
+
+
+def _proxy_url(session: requests.Session, url: str) -> str:
+    proxy = (session.proxies or {}).get(urlsplit(url).scheme) or "the proxy"
+    return safe_url(proxy) if "://" in proxy else proxy
+
+
+def _proxy_refused(session: requests.Session, url: str) -> str:
+    return (
+        f"The proxy {_proxy_url(session, url)} refused this worker's credentials (HTTP 407 Proxy Authentication "
+        f"Required) for {safe_url(url)}: check the proxy user (in the connection's 'proxy' URL, "
+        "http://USER@proxy:3128) and its 'proxy_password'."
+    )
+
+
+def transport_config_error(
+    exc: requests.RequestException, url: str, session: requests.Session, *, what: str = "URL"
+) -> AEPConfigError | None:
+    """
+    The configuration error a transport failure stands for, or None when a retry may help.
+
+    A host name that does not resolve, a certificate no trusted CA signed, and a proxy refusing
+    the credentials (407) stay so on every retry: they fail at once, saying which setting to fix.
+    """
+    proxied = isinstance(exc, requests.exceptions.ProxyError)
+    for cause in _causes(exc):
+        if isinstance(cause, (urllib3.exceptions.NameResolutionError, socket.gaierror)):
+            if proxied:
+                return AEPConfigError(
+                    f"The proxy {_proxy_url(session, url)} cannot be resolved (DNS) while calling {safe_url(url)}: "
+                    "check the host name in the connection's 'proxy' URL."
+                )
+            host = urlsplit(url).hostname
+            return AEPConfigError(
+                f"The host name {host!r} of {what} {safe_url(url)!r} cannot be resolved (DNS): check the URL in the "
+                "connection (a typo, or a host this worker's DNS does not know); nothing was sent."
+            )
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            reason = cause.verify_message or str(cause)
+            return AEPConfigError(
+                f"TLS verification of {safe_url(url)} failed ({reason}): its certificate was not signed by a CA "
+                "this worker trusts, or names another host. Set the connection's 'verify' extra to the CA bundle "
+                "(a PEM file) that signed it; 'false' switches verification off (never in production)."
+            )
+        if proxied and "Tunnel connection failed: 407" in str(cause):
+            return AEPConfigError(_proxy_refused(session, url))
+    return None

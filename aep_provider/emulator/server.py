@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import json
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -54,18 +55,34 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     allow_reuse_port = False
 
-    def __init__(self, address: tuple[str, int], state: EmulatorState, stopping: threading.Event) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        state: EmulatorState,
+        stopping: threading.Event,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.state = state
         self.stopping = stopping
+        self.tls = tls
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        if self.tls is not None:
+            # The handshake happens on the first read, in the connection's own thread: a client
+            # that never completes it must not hold up accepting the next one.
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
     def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client hanging up mid-request is normal (timeouts, dropped-connection faults); anything
-        # else is an emulator bug: one line naming the exception type, never the request's data.
+        # A client hanging up mid-request is normal (timeouts, dropped-connection faults), and so
+        # is one refusing the certificate (a TLS test); anything else is an emulator bug: one
+        # line naming the exception type, never the request's data.
         exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, TimeoutError)):
+        if isinstance(exc, (ConnectionError, TimeoutError, ssl.SSLError)):
             return
         print(f"aep-emulator: internal error serving {client_address[0]}: {type(exc).__name__}", file=sys.stderr)
 
@@ -598,12 +615,33 @@ class AEPEmulator:
     :param config: what to imitate; defaults to one authenticated inlet ``emulator-inlet``.
     :param host: interface to bind.
     :param port: port to bind; 0 picks a free one (see :attr:`url`).
+    :param tls_cert: serve HTTPS with this certificate (PEM file; with ``tls_key``).
+    :param tls_key: the certificate's private key (PEM file).
     """
 
-    def __init__(self, config: EmulatorConfig | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+    ) -> None:
         self.config = config or EmulatorConfig()
         self.host = host
         self._port = port
+        self._tls: ssl.SSLContext | None = None
+        if tls_cert or tls_key:
+            if not (tls_cert and tls_key):
+                raise EmulatorConfigError("HTTPS needs both tls_cert and tls_key (PEM files)")
+            self._tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            try:
+                self._tls.load_cert_chain(tls_cert, tls_key)
+            except (OSError, ssl.SSLError) as err:
+                raise EmulatorConfigError(
+                    f"cannot load the TLS certificate {tls_cert} and key {tls_key}: {err}"
+                ) from None
         self._state = EmulatorState(self.config)
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -620,8 +658,8 @@ class AEPEmulator:
 
     @property
     def url(self) -> str:
-        """``http://<host>:<port>`` (IMS and DCS share it)."""
-        return f"http://{self.host}:{self.port}"
+        """``http://<host>:<port>``, or ``https://`` when serving TLS (IMS and DCS share it)."""
+        return f"{'https' if self._tls else 'http'}://{self.host}:{self.port}"
 
     def start(self) -> AEPEmulator:
         """
@@ -636,7 +674,7 @@ class AEPEmulator:
         self._state.open()
         self._state.lake.start()
         try:
-            self._server = _Server((self.host, self._port), self._state, self._stopping)
+            self._server = _Server((self.host, self._port), self._state, self._stopping, self._tls)
         except OSError:
             self._state.close()
             raise

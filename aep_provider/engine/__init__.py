@@ -31,6 +31,7 @@ from aep_provider.engine.errors import (
     KafkaUnavailableError,
     RecordRejectedError,
     ReplayError,
+    RunStopped,
 )
 from aep_provider.engine.payload import KafkaRecord, record_id
 from aep_provider.engine.plan import GroupOffsetsPlanner, PartitionPlan, Planner
@@ -56,6 +57,7 @@ __all__ = [
     "ReplayPlanner",
     "ReplayScope",
     "ReplayWindow",
+    "RunStopped",
     "RunSummary",
     "Sender",
     "consumer_config",

@@ -68,6 +68,8 @@ class AsyncCommitter:
         self._pending_batches = 0
         self._failure: DrainError | None = None
         self.commits = 0
+        # Since when acknowledged batches have waited without any commit being confirmed.
+        self._waiting_since = time.monotonic()
 
     # -- called from librdkafka (on the thread that polls) -----------------------------------
 
@@ -88,7 +90,18 @@ class AsyncCommitter:
 
     def batch_settled(self) -> None:
         """A batch's results were applied: its offsets wait for the next commit."""
+        if self.held == 0:
+            self._waiting_since = time.monotonic()
         self._pending_batches += 1
+
+    def unconfirmed_seconds(self, now: float) -> float:
+        """
+        How long acknowledged batches have waited without the broker confirming any commit (0 when none waits).
+
+        Held batches count against ``max_in_flight``, so while this grows nothing else is sent:
+        the engine bounds it (:func:`~aep_provider.engine.watchdog.check_commits`).
+        """
+        return now - self._waiting_since if self.held else 0.0
 
     def forget(self) -> None:
         """Nothing is committed by this run (a replay): acknowledged batches hold no slot."""
@@ -137,12 +150,22 @@ class AsyncCommitter:
             for topic, partition, offset, perr in parts:
                 code = perr.code() if perr is not None else (err.code() if err is not None else None)
                 if code is None:
+                    self._waiting_since = time.monotonic()
                     self._on_committed((topic, partition), offset)
                     continue
                 retry = True
                 where = f"{topic}[{partition}]@{offset}"
                 text = perr.str() if perr is not None else err.str()  # type: ignore[union-attr]
-                if code in _FATAL_COMMIT_ERRORS:
+                if not mine:
+                    # A hand-over commit (made without waiting, in a rebalance callback).
+                    log.warning(
+                        "Committing %s to group %r before handing it over failed (%s); its next owner reads "
+                        "from the last confirmed commit and may send those records again",
+                        where,
+                        self.group,
+                        text,
+                    )
+                elif code in _FATAL_COMMIT_ERRORS:
                     self._failure = self._failure or KafkaSetupError(
                         f"committing {where} to group {self.group!r} was refused: {text}; "
                         "grant the group's principal READ on the group and topic (or fix the setting), then rerun."
@@ -218,8 +241,8 @@ def commit_targets(states: Mapping[TopicPartitionKey, Any], *, pin_start: bool =
 
 class OffsetCommits:
     """
-    Commits each partition's settled prefix: asynchronously as it advances, synchronously when a
-    rebalance hands partitions over, and once more, bounded, at the end of the run.
+    Commits each partition's settled prefix: asynchronously as it advances and when a rebalance
+    hands partitions over, and once more, bounded, at the end of the run.
 
     :param state: the run's shared state (the partitions and their ledgers).
     :param group: the consumer group id (for messages).
@@ -241,9 +264,18 @@ class OffsetCommits:
 
     def handover(self, consumer: Consumer, keys: set[TopicPartitionKey]) -> bool:
         """
-        Synchronously commit the settled prefix of partitions about to be handed over.
+        Commit the settled prefix of partitions about to be handed over, without waiting for the answer.
 
-        :return: False when the group was rebalancing and refused the commit (try again later).
+        A rebalance callback cannot wait for a commit within a bound: a synchronous ``commit()``
+        has no timeout (librdkafka holds it until its request timeout while the coordinator does
+        not answer, even when called from another thread), and the answer to an asynchronous one
+        only comes through ``poll()``, which cannot run inside the callback. The request goes to
+        the coordinator before this member rejoins the group, so the next owner reads the offsets
+        it commits; its answer comes later through ``on_commit`` (a failure is logged, and the next
+        owner sends those records again: duplicates, never loss). What bounds the run meanwhile
+        is :func:`~aep_provider.engine.watchdog.check_commits`.
+
+        :return: False when the commit could not even be requested (the group is rebalancing).
         :raises DrainError: on any other error.
         """
         if not self.enabled:
@@ -257,25 +289,19 @@ class OffsetCommits:
                 targets.append((st, TopicPartition(key[0], key[1], offset)))
         if not targets:
             return True
+        offsets = [tp for _, tp in targets]
+        log.info(
+            "Handing over %s: committing their settled prefix to group %r (the answer is not waited for)",
+            ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in offsets),
+            self.group,
+        )
         try:
-            answer = consumer.commit(offsets=[tp for _, tp in targets], asynchronous=False)
+            consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as err:
             if err.args[0].code() in REBALANCING_COMMIT_ERRORS:
-                log.info(
-                    "Group %r is rebalancing (%s); committing again once it settles", self.group, err.args[0].str()
-                )
+                log.info("Group %r is rebalancing (%s)", self.group, err.args[0].str())
                 return False
             raise DrainError(f"committing offsets to group {self.group!r} failed: {err.args[0].str()}") from None
-        errors = [(tp, tp.error) for tp in answer or [] if tp.error is not None]
-        if errors:
-            tp, error = errors[0]
-            if all(e.code() in REBALANCING_COMMIT_ERRORS for _, e in errors):
-                log.info("Group %r is rebalancing (%s); committing again once it settles", self.group, error.str())
-                return False
-            raise DrainError(f"committing {tp.topic}[{tp.partition}]@{tp.offset} failed: {error.str()}")
-        for st, tp in targets:
-            st.last_committed = tp.offset
-            st.summary.committed = tp.offset
         return True
 
     def final(self, consumer: Consumer) -> None:

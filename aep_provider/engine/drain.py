@@ -31,7 +31,7 @@ from aep_provider.engine.logsections import SECTION_PLAN, LogSections
 from aep_provider.engine.payload import GuardedShaper, PassthroughShaper, PayloadShaper
 from aep_provider.engine.plan import GroupOffsetsPlanner, Planner, snapshot
 from aep_provider.engine.rebalance import Rebalancer
-from aep_provider.engine.report import log_progress, report
+from aep_provider.engine.report import STOP_REQUESTED, log_progress, report
 from aep_provider.engine.sending import InFlight, Sender
 from aep_provider.engine.settle import Settler
 from aep_provider.engine.state import RunState, all_complete
@@ -271,6 +271,7 @@ class DrainEngine:
                 return
             if reading:
                 watchdog.check_stalled(state, stages.rebalancer, now, self._bootstrap)
+            watchdog.check_commits(state, stages.commits, now, self._bootstrap)
             got_all = True
             if reading and len(state.batcher) < buffer_limit and not (state.partitions and all_complete(state)):
                 reading, got_all = self._take(stages)
@@ -296,7 +297,7 @@ class DrainEngine:
     def _ended_by(self, elapsed: float) -> str | None:
         """Why the run ends now, before reaching the snapshot end (a stop request or its time limit)."""
         if self._stop.is_set():
-            return "stop requested"
+            return STOP_REQUESTED
         if self.config.max_run_seconds is not None and elapsed >= self.config.max_run_seconds:
             return "max_run_seconds"
         return None

@@ -53,6 +53,16 @@ class ReplayError(DrainError):
     retryable = False
 
 
+class RunStopped(DrainError):
+    """
+    The run was asked to stop (SIGTERM from a worker's shutdown or a pod eviction, "mark failed")
+    before it reached its end: what AEP acknowledged is committed, the rest waits. A failure, so
+    that a stopped run never looks complete, and retryable: the next try sends the rest.
+    """
+
+    retryable = True
+
+
 class FailedInAEPError(DrainError):
     """AEP failed records it had accepted (failed batches) and the task asked to fail for that."""
 

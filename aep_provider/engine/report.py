@@ -8,12 +8,15 @@ from collections.abc import Iterable
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from aep_provider.engine.errors import DrainError, ReplayError
+from aep_provider.engine.errors import DrainError, ReplayError, RunStopped
 from aep_provider.engine.logsections import SECTION_TOTALS, log_section
 from aep_provider.engine.state import PartitionState
 from aep_provider.engine.summary import RunSummary
 
 log = logging.getLogger(__name__)
+
+#: ``stopped_by`` of a run asked to stop (:meth:`~aep_provider.engine.drain.DrainEngine.stop`).
+STOP_REQUESTED = "stop requested"
 
 #: Most time the end-of-run query of each partition's current end offset may take, in all:
 #: it only informs the summary, so it never holds a finished run for long.
@@ -56,12 +59,29 @@ def read_topic_ends(consumer: Consumer, summary: RunSummary, timeout: float) -> 
             break  # the broker is not answering: the summary says "unknown"
 
 
+def _stopped_text(summary: RunSummary, *, commits: bool) -> str:
+    """Why a stopped run fails, and what happens to the records it did not send."""
+    if commits:
+        what = "The drain"
+        rest = "Offsets are committed up to what AEP acknowledged; the next try (the task's retries) or run sends the rest."
+    else:
+        what = f"The replay of {summary.interval_text()}"
+        rest = "Nothing is committed by a replay; the next try replays the interval again (re-sent records keep their XDM _id)."
+    return (
+        f"{what} was stopped before it finished (a stop was requested: SIGTERM from a worker shutdown or "
+        f"a pod eviction, or the task was marked failed) after delivering {summary.delivered} record(s). {rest}"
+    )
+
+
 def report(summary: RunSummary, failure: DrainError | None, *, commits: bool) -> RunSummary:
     """
     Log the closing line and the details (collapsible sections), raise the run's failure or return the summary.
 
     :param commits: False for a replay, which fails when it did not reach the end of its interval.
     """
+    if failure is None and summary.stopped_by == STOP_REQUESTED:
+        # A stopped run (SIGTERM, mark-failed) is no success: it fails, retryably, after its commit.
+        failure = RunStopped(_stopped_text(summary, commits=commits))
     if failure is None and not commits and summary.stopped_by != "end":
         # A green replay must mean "the interval was replayed": one cut short says so by failing.
         failure = ReplayError(
@@ -70,7 +90,7 @@ def report(summary: RunSummary, failure: DrainError | None, *, commits: bool) ->
             "Raise max_records_per_run / max_run_seconds, or replay a shorter interval (re-sent records keep "
             "their XDM _id)."
         )
-    if failure is not None:
+    if failure is not None and not isinstance(failure, RunStopped):
         summary.stopped_by = "failed"
     # The closing line stays visible; the listings below it fold.
     log.info(summary.closing_line())

@@ -58,9 +58,11 @@ class KafkaToAEPOperator(BaseOperator):
     most ``max_in_flight × max_batch_records`` records: the requests in flight plus the batches
     AEP acknowledged whose commit the broker had not yet confirmed, which count against
     ``max_in_flight`` (plus, with ``dlq_topic``, records behind a dead-letter write not yet
-    acknowledged). ``execution_timeout``, SIGTERM and "mark failed" stop the drain cleanly: no new
-    requests, in-flight ones settled within ``stop_grace_seconds``, acknowledged offsets committed
-    (within ``kafka_timeout_seconds``), the summary pushed as XCom ``summary``.
+    acknowledged). ``execution_timeout``, SIGTERM (a worker's shutdown, a pod eviction) and "mark
+    failed" stop the drain cleanly: no new requests, in-flight ones settled within
+    ``stop_grace_seconds``, acknowledged offsets committed (within ``kafka_timeout_seconds``), the
+    summary pushed as XCom ``summary``; then the try fails, retryably (a stopped run is not a
+    finished one: ``retries`` apply and the next try sends the rest).
 
     A ``backfill`` run (and any run given ``replay_start``/``replay_end``) is a *replay* instead:
     it maps its data interval to offsets with the broker's timestamp index, sends the records

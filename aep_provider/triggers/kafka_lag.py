@@ -3,17 +3,53 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
-from asgiref.sync import sync_to_async
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from aep_provider.engine.config import client_config
 from aep_provider.kafka.lag import GroupLag, LagReadError, read_group_lag
+
+T = TypeVar("T")
+
+
+async def in_own_thread(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """
+    Run the blocking ``func`` in a thread of its own and await its result.
+
+    Not asgiref's ``sync_to_async`` with its thread-sensitive default: that runs every such call
+    of the triggerer, whichever trigger makes it, in one shared thread, so a read hanging on a
+    dead broker (up to ``request_timeout``) would hold up every other trigger's sync calls. Nor
+    the event loop's default executor, a handful of threads shared by all triggers that a few
+    dead brokers could fill. A thread per call blocks no one; each call is bounded by its own
+    timeout, and the thread is a daemon (it never holds the triggerer's exit).
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():  # the trigger was cancelled meanwhile
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def work() -> None:
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as err:  # handed to the awaiting coroutine
+            loop.call_soon_threadsafe(settle, None, err)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=work, name=f"aep-{getattr(func, '__name__', 'call')}", daemon=True).start()
+    return await future
 
 
 def lag_consumer_config(
@@ -94,13 +130,13 @@ class KafkaLagTrigger(BaseTrigger):
             try:
                 if conf is None:
                     # The connection lookup and the broker calls block: keep them off the event loop.
-                    conf = await sync_to_async(lag_consumer_config)(
-                        self.kafka_config_id, self.kafka_config_overrides, self.group_id
+                    conf = await in_own_thread(
+                        lag_consumer_config, self.kafka_config_id, self.kafka_config_overrides, self.group_id
                     )
                     # One admin client for every check: no new broker connections each poll.
                     admin = AdminClient(client_config(conf))
-                lag: GroupLag = await sync_to_async(read_group_lag)(
-                    conf, self.topics, timeout=self.request_timeout, admin=admin
+                lag: GroupLag = await in_own_thread(
+                    read_group_lag, conf, self.topics, timeout=self.request_timeout, admin=admin
                 )
             except (LagReadError, KafkaException, ValueError) as err:
                 yield TriggerEvent({"status": "error", "message": str(err)})

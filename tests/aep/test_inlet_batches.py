@@ -87,6 +87,29 @@ def test_auth_failure_after_partial_success_returns_the_error_in_the_result(aep_
     assert accepted_ids(aep_emulator) == ["m0"]
 
 
+@pytest.mark.parametrize("status", [401, 403])
+def test_401_or_403_entries_in_a_207_renew_the_token_once_and_resend_them(aep_emulator, status):
+    """An authorization failure of the request, answered per message: never a record rejection."""
+    client = client_for(aep_emulator.url)
+    aep_emulator.inject(Fault(endpoint="batch", count=1, reject_indexes=(1, 2), message_status=status))
+    result = client.send_batch([xdm("m0"), xdm("m1"), xdm("m2")])
+    assert [r.outcome for r in result.results] == [Outcome.ACCEPTED] * 3
+    assert result.error is None and (result.requests, result.retries) == (2, 0)
+    assert sorted(accepted_ids(aep_emulator)) == ["m0", "m1", "m2"]  # each exactly once
+    assert aep_emulator.stats()["tokens_issued"] == 2  # one renewal
+
+
+def test_401_entries_again_after_the_renewal_fail_the_call_without_rejecting_records(aep_emulator):
+    client = client_for(aep_emulator.url)
+    aep_emulator.inject(Fault(endpoint="batch", count=None, reject_indexes=(0,), message_status=401))
+    result = client.send_batch([xdm("m0"), xdm("m1")])
+    assert isinstance(result.error, AEPAuthError) and "a fresh token was refused too" in str(result.error)
+    # m0 was not rejected: it stays unsent (RETRYABLE), so it is never dead-lettered or skipped.
+    assert [r.outcome for r in result.results] == [Outcome.RETRYABLE, Outcome.ACCEPTED]
+    assert result.results[0].status == 401
+    assert accepted_ids(aep_emulator) == ["m1"] and aep_emulator.stats()["tokens_issued"] == 2
+
+
 def test_a_call_ending_normally_has_no_error(aep_emulator):
     result = client_for(aep_emulator.url).send_batch([xdm("m0")])
     assert result.error is None and result.accepted == 1

@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import textwrap
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import requests
@@ -84,6 +86,29 @@ with DAG(dag_id="{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1,
 """
 
 
+SIGTERM_DAG_ID = "e2e_sigterm"
+SIGTERM_DAG = """
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG
+
+from aep_provider.operators.kafka_to_aep import KafkaToAEPOperator
+
+with DAG(dag_id="{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False) as dag:
+    KafkaToAEPOperator(
+        task_id="{task_id}",
+        topics="{topic}",
+        kafka_config_overrides={{"group.id": "{group}"}},
+        max_batch_records=50,
+        max_in_flight=1,
+        retries=1,
+        retry_delay=timedelta(seconds=2),
+        validate_xdm=False,  # test messages: the stack's Schema Registry has only the example schema
+    )
+"""
+
+
 def _day(n: int) -> datetime:
     """Midnight UTC ``n`` days ago."""
     return TODAY - n * DAY
@@ -98,7 +123,8 @@ def topic_and_group(kafka_bootstrap: str) -> tuple[str, str]:
     # The replay topic keeps records forever (retention.ms=-1): the records its test deletes with
     # delete_records cannot have expired, so a replay of their interval must fail.
     admin.create_topics([NewTopic(topic, PARTITIONS, 1, config={"retention.ms": "-1"})])[topic].result(timeout=30)
-    admin.create_topics([NewTopic(f"{topic}.kill", PARTITIONS, 1)])[f"{topic}.kill"].result(timeout=30)
+    for name in (f"{topic}.kill", f"{topic}.term"):
+        admin.create_topics([NewTopic(name, PARTITIONS, 1)])[name].result(timeout=30)
     return topic, f"e2e-replay-{uuid.uuid4().hex[:8]}"
 
 
@@ -113,6 +139,9 @@ def stack(kafka_bootstrap: str, topic_and_group, tmp_path_factory: pytest.TempPa
     )
     (dags / f"{KILL_DAG_ID}.py").write_text(
         KILL_DAG.format(dag_id=KILL_DAG_ID, task_id=TASK_ID, topic=f"{topic}.kill", group=f"{group}-kill")
+    )
+    (dags / f"{SIGTERM_DAG_ID}.py").write_text(
+        SIGTERM_DAG.format(dag_id=SIGTERM_DAG_ID, task_id=TASK_ID, topic=f"{topic}.term", group=f"{group}-term")
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("AEP_")}
     stack = DevStack(
@@ -365,8 +394,82 @@ def test_a_run_marked_failed_stops_and_commits_exactly_what_was_delivered(
     total = sum(len(v) for v in delivered.values())
     assert 300 <= total < PARTITIONS * per_partition
     assert {p: sorted(v) for p, v in delivered.items()} == {p: list(range(len(v))) for p, v in delivered.items()}
-    # The stopped run's summary is its XCom, as for any run that ends.
-    summary = _summary(session, stack, run_id, dag_id=KILL_DAG_ID)
+    # A stopped run fails: its summary is the XCom "summary", as for any run that fails.
+    summary = _summary(session, stack, run_id, key="summary", dag_id=KILL_DAG_ID)
     assert summary["stopped_by"] == "stop requested" and summary["delivered"] == total
     offsets = committed(kafka_bootstrap, group, topic, PARTITIONS)
     assert {p: max(o, 0) for p, o in offsets.items()} == {p: len(delivered.get(p, [])) for p in range(PARTITIONS)}
+
+
+def _task_process(ti_id: str) -> int:
+    """The pid of the task process Airflow runs for task instance ``ti_id`` (its title is ``airflow worker -- <id>``)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if f"airflow worker -- {ti_id}".encode() in (proc / "cmdline").read_bytes():
+                return int(proc.name)
+    raise LookupError(ti_id)
+
+
+@pytest.mark.timeout(600)
+def test_a_sigterm_from_a_worker_shutdown_fails_the_try_and_the_retry_finishes(
+    stack: DevStack, topic_and_group, kafka_bootstrap: str
+):
+    """
+    A worker shutting down (a pod eviction, a deploy) SIGTERMs the task's supervisor, which
+    forwards it to the task; Airflow's task runner then calls on_kill(). The drain stops, commits
+    what AEP acknowledged, and the try must FAIL so that retries apply: it used to return normally
+    and go green with most records left for some later run.
+    """
+    from aep_provider.emulator import Fault
+    from tests.engine.support import produce
+
+    topic, group = f"{topic_and_group[0]}.term", f"{topic_and_group[1]}-term"
+    per_partition = 1000
+    produce(kafka_bootstrap, topic, PARTITIONS, per_partition)
+    emulator = RemoteEmulator(stack.emulator_url)
+    emulator.reset()
+    # 50 records per request, one request at a time, 0.2 s each: a try would take about 12 s.
+    emulator.inject(Fault(delay_seconds=0.2, count=None, endpoint="batch"))
+    session = stack.api_session()
+    stack.unpause_dag(SIGTERM_DAG_ID)
+    resp = session.post(
+        f"{stack.api_url}/api/v2/dags/{SIGTERM_DAG_ID}/dagRuns", json={"logical_date": None}, timeout=60
+    )
+    assert resp.status_code == 200, resp.text
+    run_id = resp.json()["dag_run_id"]
+    ti_url = f"{stack.api_url}/api/v2/dags/{SIGTERM_DAG_ID}/dagRuns/{run_id}/taskInstances/{TASK_ID}"
+    deadline = time.monotonic() + WAIT_SECONDS
+    while len(emulator.accepted()) < 300:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the drain did not get going: {_get(session, ti_url)}\n{_diagnostics(stack)}")
+        time.sleep(0.5)
+    task_pid = _task_process(_get(session, ti_url)["id"])
+    supervisor = int(Path(f"/proc/{task_pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    os.kill(supervisor, signal.SIGTERM)  # what a worker's shutdown sends; the supervisor forwards it
+
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        ti = _get(session, ti_url)
+        if ti["state"] == "success":
+            break
+        if ti["state"] == "failed" or time.monotonic() > deadline:
+            pytest.fail(f"the retry did not finish: {ti}\n{_diagnostics(stack)}")
+        time.sleep(1)
+    assert ti["try_number"] == 2, f"the SIGTERMed try went green instead of failing: {ti}"
+    first_try = _get(session, f"{ti_url}/tries/1")
+    assert first_try["state"] in ("up_for_retry", "failed"), first_try
+    first_log = json.dumps(_get(session, f"{ti_url}/logs/1", full_content=True))
+    assert "was stopped before it finished" in first_log, first_log[-2000:]
+
+    # The retry sent the rest: every record arrived, at most the stopped try's last batch twice.
+    seen: dict[int, list[int]] = {}
+    for m in emulator.accepted():
+        seen.setdefault(m["body"]["xdmEntity"]["p"], []).append(m["body"]["xdmEntity"]["n"])
+    emulator.reset()
+    assert {p: set(v) for p, v in seen.items()} == {p: set(range(per_partition)) for p in range(PARTITIONS)}
+    assert sum(len(v) for v in seen.values()) - PARTITIONS * per_partition <= 50
+    assert committed(kafka_bootstrap, group, topic, PARTITIONS) == {p: per_partition for p in range(PARTITIONS)}
+    retried = _summary(session, stack, run_id, dag_id=SIGTERM_DAG_ID)
+    assert retried["stopped_by"] == "end" and retried["lag"] == 0

@@ -22,6 +22,7 @@ from aep_provider.engine import (
     KafkaSetupError,
     KafkaUnavailableError,
     RecordRejectedError,
+    RunStopped,
 )
 from aep_provider.engine.dlq import HEADER_OFFSET, HEADER_PARTITION, HEADER_REASON, HEADER_STATUS, HEADER_TOPIC
 from aep_provider.engine.errors import DeadLetterError
@@ -511,13 +512,23 @@ def test_stop_request_ends_promptly_and_commits_what_was_acknowledged(kafka_boot
 
     engine.sender = Watch()
     result = {}
-    runner = threading.Thread(target=lambda: result.setdefault("summary", engine.run()))
+
+    def run() -> None:
+        try:
+            result["summary"] = engine.run()
+        except DrainError as err:
+            result["error"] = err
+
+    runner = threading.Thread(target=run)
     runner.start()
     assert first_sent.wait(30)
     engine.stop()
     runner.join(30)
     assert not runner.is_alive()
-    summary = result["summary"]
+    # Stopped before the end: a failure (never a green run), retryable, after the commit.
+    assert isinstance(result.get("error"), RunStopped) and result["error"].retryable, result
+    assert "was stopped before it finished" in str(result["error"])
+    summary = engine.summary
     assert summary.stopped_by == "stop requested"
     delivered = len(aep_emulator.accepted())
     assert 0 < delivered < 5000

@@ -70,6 +70,9 @@ def test_sigkill_mid_run_resends_at_most_max_in_flight_batches(kafka_bootstrap, 
     finally:
         if child.poll() is None:
             child.kill()
+    # A request the killed run had already sent is still answered by the emulator (it reads the
+    # body, waits its delay, accepts): wait until nothing changes before counting the first run.
+    _wait_until_quiet(aep_emulator)
     first_run = received(aep_emulator)
     first_count = sum(len(v) for v in first_run.values())
     assert 0 < first_count < partitions * per_partition
@@ -93,6 +96,18 @@ def test_sigkill_mid_run_resends_at_most_max_in_flight_batches(kafka_bootstrap, 
     # confirmed, which count against max_in_flight.
     assert 0 <= duplicates <= max_in_flight * batch_records
     assert second.lag == 0
+
+
+def _wait_until_quiet(emulator, quiet_seconds: float = 1.0, timeout: float = 30.0) -> None:
+    """Wait until the emulator's request counters stay unchanged for ``quiet_seconds``."""
+    deadline = time.monotonic() + timeout
+    last, since = emulator.stats(), time.monotonic()
+    while time.monotonic() - since < quiet_seconds:
+        assert time.monotonic() < deadline, "the emulator kept receiving requests after the run was killed"
+        time.sleep(0.1)
+        now = emulator.stats()
+        if now != last:
+            last, since = now, time.monotonic()
 
 
 # -- broker outage ------------------------------------------------------------------------------
@@ -217,6 +232,42 @@ def test_ims_token_expiring_mid_run_is_renewed_without_loss_or_duplicates(
     assert received(emulator) == {p: list(range(per_partition)) for p in range(2)}
     assert summary.delivered == 2 * per_partition
     assert emulator.stats()["tokens_issued"] >= 2
+
+
+def test_a_token_revoked_mid_drain_costs_one_401_and_one_renewal_and_loses_nothing(
+    kafka_bootstrap, make_topic, aep_emulator
+):
+    """
+    The emulator invalidates the token while the drain runs (a token revoked or expired early,
+    not a short life renewed ahead of time): one request is answered 401, the client renews
+    the token once and sends that request again; every record arrives exactly once.
+    """
+    aep_emulator.inject(Fault(delay_seconds=0.02, count=None, endpoint="batch"))
+    topic = make_topic(partitions=2)
+    per_partition = 1000
+    produce(kafka_bootstrap, topic, 2, per_partition)
+    revoked = threading.Event()
+
+    def revoke_mid_run() -> None:
+        deadline = time.monotonic() + 120
+        while len(aep_emulator.accepted()) < 500 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        aep_emulator.revoke_tokens()
+        revoked.set()
+
+    watcher = threading.Thread(target=revoke_mid_run, daemon=True)
+    watcher.start()
+    # One request at a time: exactly one of them meets the revoked token.
+    summary = _engine(
+        kafka_conf(kafka_bootstrap), topic, inlet_client(aep_emulator), max_batch_records=50, max_in_flight=1
+    ).run()
+    watcher.join(10)
+    assert revoked.is_set()
+    stats = aep_emulator.stats()
+    assert stats["requests"]["batch"].get("401") == 1, stats["requests"]
+    assert stats["tokens_issued"] == 2  # the first token, and one renewal
+    assert received(aep_emulator) == {p: list(range(per_partition)) for p in range(2)}
+    assert (summary.delivered, summary.lag) == (2 * per_partition, 0)
 
 
 # -- poison pills -------------------------------------------------------------------------------

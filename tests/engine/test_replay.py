@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -11,7 +12,8 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from aep_provider.engine import DrainConfig, DrainEngine, KafkaSetupError, ReplayError
+from aep_provider.emulator import Fault
+from aep_provider.engine import DrainConfig, DrainEngine, KafkaSetupError, ReplayError, RunStopped
 from aep_provider.engine.payload import XDMShaper, record_id
 from aep_provider.engine.replay import ReplayPlanner, ReplayScope, ReplayWindow, format_ms, parse_instant
 from tests.engine.support import committed, inlet_client, kafka_conf
@@ -365,6 +367,45 @@ def test_replay_cut_short_by_a_limit_fails_saying_the_interval_was_not_finished(
     with pytest.raises(ReplayError, match=r"stopped \(max_records_per_run\) before the end of the interval: 5 record"):
         engine.run()
     assert engine.summary.stopped_by == "failed" and engine.summary.delivered == 5
+
+
+@pytest.mark.integration
+def test_a_stopped_replay_fails_retryably_not_as_a_settings_error(kafka_bootstrap, make_topic, aep_emulator):
+    """
+    SIGTERM or mark-failed stops a replay: the try fails, and retryably (a retry replays the
+    interval again), not as a ReplayError that needs someone to change a setting.
+    """
+    topic = make_topic(partitions=1)
+    _produce_at(kafka_bootstrap, topic, [(0, BASE_MS + i) for i in range(200)])
+    aep_emulator.inject(Fault(delay_seconds=0.1, count=None, endpoint="batch"))
+    engine = _replay(
+        kafka_conf(kafka_bootstrap),
+        [topic],
+        inlet_client(aep_emulator),
+        _window(0, 1000, scope=ReplayScope.ALL),
+        max_batch_records=10,
+        max_in_flight=1,
+    )
+    outcome: dict[str, BaseException] = {}
+
+    def run() -> None:
+        try:
+            engine.run()
+        except BaseException as err:  # handed to the test
+            outcome["error"] = err
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 60
+    while not aep_emulator.accepted() and runner.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    engine.stop()
+    runner.join(60)
+    assert not runner.is_alive()
+    error = outcome.get("error")
+    assert isinstance(error, RunStopped) and error.retryable, outcome
+    assert f"The replay of {engine.summary.interval_text()} was stopped before it finished" in str(error)
+    assert 0 < engine.summary.delivered < 200 and engine.summary.stopped_by == "stop requested"
 
 
 @pytest.mark.integration

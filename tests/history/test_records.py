@@ -28,6 +28,17 @@ def test_a_summary_without_newer_keys_is_read_with_nulls():
     assert json.loads(row["detail"]) == {}
 
 
+def test_failed_in_aep_is_unknown_when_the_run_did_not_check_aeps_failed_batches():
+    """A run without dataset_id reports failed_in_aep 0 with the check "skipped": shown as "—", not as 0."""
+    summary = {"mode": "drain", "delivered": 5, "partitions": {}, "failed_in_aep": 0}
+    skipped = {**summary, "failed_in_aep_check": {"status": "skipped", "detail": "no dataset_id"}}
+    failed = {**summary, "failed_in_aep_check": {"status": "error", "detail": "Catalog unreachable"}}
+    checked = {**summary, "failed_in_aep_check": {"status": "checked", "detail": ""}}
+    assert records.delivery_row(skipped)["failed_in_aep"] is None
+    assert records.delivery_row(failed)["failed_in_aep"] is None
+    assert records.delivery_row(checked)["failed_in_aep"] == 0
+
+
 def test_a_drain_handled_what_it_committed_a_replay_what_it_scanned_up_to_the_live_drain():
     drain = {"topic": "t", "partition": 0, "start": 10, "end": 50, "committed": 40}
     assert records.handled_end(drain, "drain") == 40

@@ -60,7 +60,7 @@ def test_extras_have_labels_and_the_token_is_a_secret(hook_meta):
     assert extras["auth"]["schema"]["enum"] == ["oauth", "token", "none"]
     assert extras["sandbox_name"]["value"] == "prod"
     secret_fields = {name for name, field in extras.items() if field["schema"].get("format") == "password"}
-    assert secret_fields == {"access_token"}
+    assert secret_fields == {"access_token", "proxy_password"}
 
 
 def test_provider_info_satisfies_airflows_schema():

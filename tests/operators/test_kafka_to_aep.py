@@ -271,14 +271,25 @@ def test_on_kill_stops_promptly_and_commits_what_was_acknowledged(
         topics=topic, kafka_config_id=kafka_conn_id, aep_conn_id=aep_conn_id, max_batch_records=100, max_in_flight=1
     )
     result = {}
-    runner = threading.Thread(target=lambda: result.setdefault("summary", op.execute(context={})))
+
+    def execute() -> None:
+        try:
+            result["summary"] = op.execute(context={})
+        except BaseException as err:
+            result["error"] = err
+
+    runner = threading.Thread(target=execute)
     runner.start()
     while not aep_emulator.accepted() and runner.is_alive():
         runner.join(0.05)
     op.on_kill()
     runner.join(30)
     assert not runner.is_alive()
-    assert result["summary"]["stopped_by"] == "stop requested"
+    # A stopped drain fails retryably (AirflowException, not AirflowFailException): never green.
+    error = result.get("error")
+    assert isinstance(error, AirflowException) and not isinstance(error, AirflowFailException), result
+    assert "stopped before it finished" in str(error)
+    assert op._engine.summary.stopped_by == "stop requested"
     delivered = len(aep_emulator.accepted())
     assert 0 < delivered < 3000
     group = json.loads(__import__("os").environ[f"AIRFLOW_CONN_{kafka_conn_id.upper()}"])["extra"]["group.id"]

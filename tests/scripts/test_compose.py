@@ -87,6 +87,14 @@ def test_airflow_connections_point_at_the_other_services(compose):
     assert (aep_conn["login"], aep_conn["password"]) == (DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
     assert aep_conn["extra"]["inlet_id"] == DEFAULT_INLET_ID
     assert aep_conn["extra"]["ims_org_id"] == DEFAULT_IMS_ORG_ID
+    # Plain HTTP to another container: allowed explicitly, or the connection would be refused.
+    from aep_provider.aep import AEPSettings
+
+    settings = AEPSettings.from_values(
+        {**aep_conn["extra"], "inlet_url": aep_conn["host"], "client_id": aep_conn["login"],
+         "client_secret": aep_conn["password"]}
+    )  # fmt: skip
+    assert settings.allow_insecure_http is True
     assert "./dags:/opt/airflow/dags:ro" in airflow["volumes"]
     assert (REPO_ROOT / "dags" / "kafka_to_aep_example.py").is_file()
 

@@ -6,6 +6,7 @@ import asyncio
 import importlib.util
 import logging
 import re
+import socket
 import threading
 import time
 import uuid
@@ -174,6 +175,43 @@ def test_trigger_times_out_and_reports_errors(make_topic, kafka_conn_id):
     missing = f"missing-{uuid.uuid4().hex[:8]}"
     error = asyncio.run(first(KafkaLagTrigger(topics=[missing], kafka_config_id=kafka_conn_id, request_timeout=5)))
     assert error.payload["status"] == "error" and missing in error.payload["message"]
+
+
+def test_a_lag_read_hanging_on_a_dead_broker_holds_up_no_other_trigger(kafka_conn_id):
+    """
+    Other triggers in the triggerer make sync calls through asgiref's sync_to_async (thread
+    sensitive: one shared thread). A lag read waiting on a dead broker must not occupy that
+    thread: the neighbour's calls complete while the read still waits out its request_timeout.
+    """
+    from asgiref.sync import sync_to_async
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{sock.getsockname()[1]}"  # nothing listens there once closed
+    trigger = KafkaLagTrigger(
+        topics=["t"], kafka_config_id=kafka_conn_id, kafka_config_overrides={"bootstrap.servers": dead},
+        request_timeout=15,
+    )  # fmt: skip
+    order: list[str] = []
+
+    async def neighbour() -> None:
+        await asyncio.sleep(0.5)  # the lag read has started (and hangs)
+        for _ in range(5):
+            await sync_to_async(time.monotonic)()
+        order.append("neighbour done")
+
+    async def lag() -> dict:
+        event = await anext(trigger.run())
+        order.append("lag read ended")
+        return event.payload
+
+    async def both() -> dict:
+        payload, _ = await asyncio.wait_for(asyncio.gather(lag(), neighbour()), timeout=120)
+        return payload
+
+    payload = asyncio.run(both())
+    assert payload["status"] == "error" and dead in payload["message"], payload
+    assert order == ["neighbour done", "lag read ended"]
 
 
 def test_trigger_serializes_to_itself():
