@@ -54,6 +54,15 @@ RUN_BY: dict[str, tuple[str, str]] = {
     "make install": ("Makefile", "lint: $(LINT_STAMP)"),
     "make kafka-jars": ("Makefile", "test: kafka-jars"),
     ".venv/bin/pytest tests/engine": (".ci/run", "make test"),
+    ".venv/bin/pytest tests/e2e/test_cluster.py": (".ci/run", "make test"),
+    "make cluster": ("tests/e2e/test_cluster_command.py", 'start, stop = "make cluster"'),
+    "make cluster-stop": ("tests/e2e/test_cluster_command.py", 'documented(DOC, "make cluster-stop")'),
+    # CI builds the release and installs the BUILT wheel per supported Airflow (scripts/test_versions.py).
+    "make dist": (".ci/run", "make dist test-versions"),
+    "pip install dist/": ("scripts/test_versions.py", 'f"{wheel}[test]"'),
+    # The cluster's start migrates its PostgreSQL database this way; tests/history/test_migrations.py
+    # upgrades a database with the provider's tables as it does.
+    "airflow db migrate": ("scripts/cluster.py", 'self._airflow("db", "migrate")'),
 }
 
 #: Command prefix -> why no test runs it.
