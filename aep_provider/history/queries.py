@@ -1,11 +1,12 @@
 """
-What the deliveries page asks of the history: the runs of a task, rejections by reason, and
-where one record went. Every query is bounded by the number of offset *ranges*, never records.
+What the deliveries page asks of the history: the runs of a task, rejections by reason, AEP's
+failures by reason, and where one record went. Every query is bounded by the number of offset *ranges*, never records.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -52,6 +53,7 @@ def runs(
         detail = json.loads(row.detail or "{}")
         run["rejected_by_reason"] = detail.get("rejected_by_reason") or {}
         run["rejection_samples"] = (detail.get("rejection_samples") or [])[:5]
+        run["failed_in_aep_by_reason"] = _counts(detail.get("failed_in_aep_by_reason"))
         run["interval"] = detail.get("interval")
         run["redriven"] = detail.get("redriven")
         out.append(run)
@@ -93,6 +95,39 @@ def rejections_by_reason(
     if since is not None:
         query = query.where(deliveries.c.end_date >= since)
     return [row._asdict() for row in session.execute(query)]
+
+
+def _counts(value: Any) -> dict[str, int]:
+    """A ``{reason: count}`` map from a summary, positive whole counts only (a malformed value reads as none)."""
+    if not isinstance(value, dict):
+        return {}
+    return {str(r): int(n) for r, n in value.items() if isinstance(n, int) and not isinstance(n, bool) and n > 0}
+
+
+def failed_in_aep_by_reason(
+    session: Session, dag_ids: Collection[str], task_id: str | None = None, since: datetime | None = None
+) -> list[dict[str, Any]]:
+    """
+    Records AEP accepted, then failed (``failed_in_aep``), summed by AEP's reason over the runs
+    that reported them, most frequent first. Kept apart from :func:`rejections_by_reason`: those
+    records were never sent. The reasons live in each run's ``detail``: only the runs with
+    ``failed_in_aep > 0`` are read and parsed.
+    """
+    query = select(deliveries.c.detail).where(deliveries.c.dag_id.in_(list(dag_ids)), deliveries.c.failed_in_aep > 0)
+    if task_id is not None:
+        query = query.where(deliveries.c.task_id == task_id)
+    if since is not None:
+        query = query.where(deliveries.c.end_date >= since)
+    counts: Counter[str] = Counter()
+    runs: Counter[str] = Counter()
+    for detail in session.scalars(query):
+        by_reason = _counts(json.loads(detail or "{}").get("failed_in_aep_by_reason"))
+        counts.update(by_reason)
+        runs.update(by_reason.keys())
+    return [
+        {"reason": reason, "count": count, "runs": runs[reason]}
+        for reason, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
 
 
 def redrive_status(session: Session, dag_id: str, task_id: str) -> dict[str, Any] | None:

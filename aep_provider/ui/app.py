@@ -25,7 +25,7 @@ from sqlalchemy import select
 from aep_provider.history import queries
 from aep_provider.ui import answers, pages
 
-#: Rejections by reason cover this many days.
+#: Rejections and AEP's failures by reason cover this many days.
 REASONS_DAYS = 7
 
 
@@ -77,6 +77,8 @@ def create_app() -> FastAPI:
             "totals": queries.totals(run_list),
             "rejections_by_reason": queries.rejections_by_reason(session, dag_ids, task_id, since=since),
             "rejections_since": since.isoformat(),
+            # Sent, accepted, then failed by AEP: apart from the rejections (never sent); same window.
+            "failed_in_aep_by_reason": queries.failed_in_aep_by_reason(session, dag_ids, task_id, since=since),
             "redrive": redrive_payload(session, user, dag_id, task_id) if dag_id and task_id else None,
         }
 
