@@ -63,7 +63,7 @@ def test_make_cluster_starts_the_documented_topology_and_make_cluster_stop_stops
         assert health["metadatabase"]["status"] == "healthy", health
         running = stack.running()
         assert running and all(running.values()), f"not every component runs: {running}"
-        assert {"postgres", "redis", "workers", "scheduler", "triggerer"} <= running.keys(), running
+        assert {"postgres", "redis", "worker-1", "worker-2", "scheduler", "triggerer"} <= running.keys(), running
     finally:
         stopped = _sh(stop, env, timeout=300)
     assert stopped.returncode == 0, f"{stopped.stdout}\n{stopped.stderr}"
